@@ -1,0 +1,1 @@
+"""The shared streaming runtime: everything about Kafka lives here, stages only bring handlers."""

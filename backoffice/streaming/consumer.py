@@ -1,0 +1,308 @@
+"""The long-lived consumer loop every ``consume_<stage>`` command runs.
+
+poll a batch -> decode and validate -> ``store.apply_batch`` (one PostgreSQL transaction) ->
+commit the same offsets to Kafka (advisory only, for standard lag tooling) -> repeat.
+
+Offsets are read from PostgreSQL when partitions are assigned. Kafka's committed offsets always
+trail PostgreSQL's (they are committed after it), so even if that read fails the consumer can
+only re-read messages, which the transaction then skips — never skip one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from backoffice.streaming import metrics, topics
+from backoffice.streaming.envelope import DecodeError, Subscription, decode
+from backoffice.streaming.failpoints import failpoint
+from backoffice.streaming.heartbeat import Heartbeat
+from backoffice.streaming.schemas import registry
+from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batch
+
+log = logging.getLogger("backoffice.streaming")
+
+TRANSIENT_DB = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a stage contributes: a name, the topics it reads and its handler."""
+
+    name: str
+    subscriptions: Sequence[Subscription]
+    handler: Handler
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Seeks newly assigned partitions to the offsets stored in PostgreSQL."""
+
+    def __init__(self, runner: StageRunner):
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        # Nothing is held between polls: every polled batch is committed before the next poll.
+        log.info(
+            "partitions revoked",
+            extra={"stage": self.runner.stage.name, "partitions": str(revoked)},
+        )
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.runner.seek_to_stored(list(assigned))
+
+
+class StageRunner:
+    def __init__(self, stage: Stage, *, consumer_id: str | None = None):
+        self.stage = stage
+        self.group = topics.group(stage.name)
+        self.config = settings.STREAMING
+        self.by_topic = {topics.topic(s.topic): s for s in stage.subscriptions}
+        self.stopping = False
+        self.consumer: KafkaConsumer | None = None
+        self.heartbeat = Heartbeat(
+            consumer_id or f"{socket.gethostname()}:{os.getpid()}:{stage.name}",
+            stage.name,
+            self.group,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        log.info(
+            "stop requested; finishing the current batch",
+            extra={"stage": self.stage.name, "signal": signum},
+        )
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.consumer = self._connect()
+        log.info(
+            "consuming",
+            extra={"stage": self.stage.name, "group": self.group, "topics": sorted(self.by_topic)},
+        )
+        try:
+            while not self.stopping:
+                self._step()
+        finally:
+            self.consumer.close(autocommit=False)
+            self.heartbeat.stop()
+            log.info("stopped", extra={"stage": self.stage.name})
+
+    def _connect(self) -> KafkaConsumer:
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            group_id=self.group,
+            client_id=f"backoffice-{self.stage.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.config.batch_size,
+            max_poll_interval_ms=self.config.max_poll_interval_ms,
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 3),
+            fetch_max_wait_ms=max(1, self.config.linger_ms),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        consumer.subscribe(topics=sorted(self.by_topic), listener=_Rebalance(self))
+        return consumer
+
+    # -- one iteration ---------------------------------------------------------------------
+    def _step(self) -> None:
+        assert self.consumer is not None
+        raw = self._poll()
+        if raw:
+            failpoint("after_poll")
+            records = [self._decode(r) for r in raw]
+            started = time.monotonic()
+            outcome = self._apply_with_retry(records)
+            metrics.BATCH_LATENCY.labels(self.stage.name).observe(time.monotonic() - started)
+            metrics.BATCH_SIZE.labels(self.stage.name).observe(len(records))
+            failpoint("after_commit")
+            self._commit_to_kafka(outcome)
+            self._count(outcome)
+        self.heartbeat.beat(lag=self._lag())
+        close_old_connections()
+
+    def _poll(self) -> list[Any]:
+        """Up to BATCH_SIZE records, waiting at most LINGER_MS for more once the first arrive."""
+        assert self.consumer is not None
+        limit, linger = self.config.batch_size, self.config.linger_ms / 1000
+        batch: list[Any] = []
+        deadline: float | None = None
+        while len(batch) < limit and not self.stopping:
+            timeout = 500 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            try:
+                polled = self.consumer.poll(timeout_ms=timeout, max_records=limit - len(batch))
+            except KafkaError as error:
+                metrics.FAILED.labels(self.stage.name, "kafka").inc()
+                log.warning(
+                    "Kafka poll failed, retrying: %s", error, extra={"stage": self.stage.name}
+                )
+                time.sleep(1)
+                return batch
+            for part in polled.values():
+                batch.extend(part)
+            if deadline is None:
+                if not batch:
+                    return batch
+                deadline = time.monotonic() + linger
+            if time.monotonic() >= deadline:
+                break
+        return batch
+
+    def _decode(self, raw: Any) -> Record:
+        subscription = self.by_topic[raw.topic]
+        record = Record(
+            topic=subscription.topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=raw.key,
+            value=raw.value,
+            headers=list(raw.headers or []),
+        )
+        try:
+            message = decode(
+                subscription=subscription,
+                partition=raw.partition,
+                offset=raw.offset,
+                key=raw.key,
+                value=raw.value,
+                headers=record.headers,
+                registry=registry(),
+            )
+        except DecodeError as error:
+            return replace(record, error=error)
+        return replace(record, message=message)
+
+    def _apply(self, records: Sequence[Record]) -> BatchOutcome:
+        return apply_batch(
+            stage=self.stage.name,
+            group=self.group,
+            handler=self.stage.handler,
+            records=records,
+            now=datetime.now(UTC),
+        )
+
+    def _apply_with_retry(self, records: Sequence[Record]) -> BatchOutcome:
+        """Apply a batch; transient failures retry with backoff, a failing message is isolated."""
+        delay = 0.1
+        while True:
+            try:
+                return self._apply(records)
+            except TRANSIENT_DB as error:
+                metrics.FAILED.labels(self.stage.name, "database").inc()
+                log.warning(
+                    "database unavailable, retrying batch in %.1fs: %s",
+                    delay,
+                    str(error).strip().splitlines()[0],
+                    extra={"stage": self.stage.name},
+                )
+                connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_seconds)
+            except Exception as error:
+                metrics.FAILED.labels(self.stage.name, "handler").inc()
+                if len(records) == 1:
+                    return self._dead_letter_failure(records[0], error)
+                log.warning(
+                    "batch failed (%r); applying its messages one by one",
+                    error,
+                    extra={"stage": self.stage.name},
+                )
+                return _merge([self._apply_with_retry([r]) for r in records])
+
+    def _dead_letter_failure(self, record: Record, error: Exception) -> BatchOutcome:
+        log.exception(
+            "message dead-lettered after the stage raised",
+            extra={"stage": self.stage.name, "offset": record.offset},
+        )
+        reason = f"stage {self.stage.name} raised {type(error).__name__}: {error}"
+        failed = replace(record, message=None, error=DecodeError(type(error).__name__, reason))
+        return self._apply_with_retry([failed])
+
+    def _commit_to_kafka(self, outcome: BatchOutcome) -> None:
+        assert self.consumer is not None
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(n, "", -1)
+            for (t, p), n in outcome.next_offsets.items()
+        }
+        try:
+            self.consumer.commit_async(offsets)
+        except KafkaError as error:  # advisory: PostgreSQL holds the truth
+            log.info("advisory Kafka commit failed: %s", error, extra={"stage": self.stage.name})
+
+    def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    'SELECT topic, partition, next_offset FROM streaming_consumeroffset WHERE "group" = %s',
+                    [self.group],
+                )
+                stored = {(t, p): o for t, p, o in cursor.fetchall()}
+        except TRANSIENT_DB as error:
+            connection.close()
+            log.warning(
+                "could not read stored offsets (%s); resuming from Kafka's, which trail them", error
+            )
+            return
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+        log.info(
+            "partitions assigned",
+            extra={"stage": self.stage.name, "partitions": str(sorted(assigned))},
+        )
+
+    def _lag(self) -> int:
+        assert self.consumer is not None
+        lag = 0
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                try:
+                    lag += max(0, high - self.consumer.position(tp, timeout_ms=100))
+                except KafkaError:
+                    continue
+        metrics.LAG.labels(self.stage.name).set(lag)
+        return lag
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        name = self.stage.name
+        metrics.PROCESSED.labels(name).inc(outcome.applied)
+        metrics.SKIPPED.labels(name).inc(outcome.skipped)
+        metrics.DEAD_LETTERED.labels(name).inc(outcome.dead_lettered)
+        metrics.EMITTED.labels(name).inc(outcome.emitted)
+        self.heartbeat.add(processed=outcome.applied, dead_lettered=outcome.dead_lettered)
+
+
+def _merge(outcomes: list[BatchOutcome]) -> BatchOutcome:
+    next_offsets: dict[tuple[str, int], int] = {}
+    for outcome in outcomes:
+        for key, value in outcome.next_offsets.items():
+            next_offsets[key] = max(next_offsets.get(key, 0), value)
+    return BatchOutcome(
+        applied=sum(o.applied for o in outcomes),
+        skipped=sum(o.skipped for o in outcomes),
+        dead_lettered=sum(o.dead_lettered for o in outcomes),
+        emitted=sum(o.emitted for o in outcomes),
+        next_offsets=next_offsets,
+    )

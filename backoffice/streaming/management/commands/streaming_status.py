@@ -1,0 +1,39 @@
+"""``manage.py streaming_status``: each consumer group's lag and each consumer's heartbeat."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from backoffice.streaming.command import require_services
+from backoffice.streaming.kafka_admin import end_offsets
+from backoffice.streaming.models import ConsumerHeartbeat, ConsumerOffset
+from backoffice.streaming.selectors import STALE_AFTER, outbox_backlog
+
+
+class Command(BaseCommand):
+    help = "Show consumer lag per group (Kafka end offsets minus offsets applied in PostgreSQL)"
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        require_services()
+        stored = list(ConsumerOffset.objects.all())
+        ends = end_offsets({o.topic for o in stored})
+        lag: dict[str, int] = defaultdict(int)
+        for offset in stored:
+            lag[offset.group] += max(
+                0, ends.get((offset.topic, offset.partition), 0) - offset.next_offset
+            )
+        from django.utils import timezone
+
+        now = timezone.now()
+        for beat in ConsumerHeartbeat.objects.order_by("stage", "consumer_id"):
+            state = "up" if now - beat.last_seen < STALE_AFTER else "stale"
+            self.stdout.write(
+                f"{'consumer ' + beat.stage:<24} {state:<5} pid {beat.pid} processed {beat.processed}"
+                f" dead-lettered {beat.dead_lettered}"
+            )
+        for group, value in sorted(lag.items()):
+            self.stdout.write(f"{'lag ' + group.rsplit('.', 1)[-1]:<24} {value}")
+        self.stdout.write(f"{'outbox backlog':<24} {outbox_backlog()}")

@@ -1,0 +1,145 @@
+"""The outbox relay: publishes outbox rows with the idempotent producer, then deletes them.
+
+Publishing is at-least-once: a crash between the broker's acknowledgement and the DELETE
+republishes those rows, and consumers drop the copies by ``event_id`` (their inbox). Rows are
+read in id order by one active relay at a time (a PostgreSQL advisory lock elects it; a second
+relay waits as a hot standby), so events of one key keep their order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from backoffice.streaming import metrics
+from backoffice.streaming.failpoints import failpoint
+
+log = logging.getLogger("backoffice.relay")
+
+RELAY_LOCK_KEY = 0x0B0FF1CE  # the advisory lock id that elects the active relay
+NOTIFY_CHANNEL = "outbox"
+
+
+def pg_connect() -> psycopg.Connection[Any]:
+    db: dict[str, Any] = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"],
+        connect_timeout=5,
+    )
+
+
+def make_producer() -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        client_id="backoffice-relay",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=512 * 1024,
+        max_in_flight_requests_per_connection=5,
+        retries=2**31 - 1,
+        delivery_timeout_ms=120_000,
+    )
+
+
+class Relay:
+    def __init__(self, *, batch_size: int | None = None, idle_wait: float = 1.0):
+        self.batch_size = batch_size or settings.STREAMING.relay_batch_size
+        self.idle_wait = idle_wait
+        self.stopping = False
+        self.producer: KafkaProducer | None = None
+
+    def request_stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.producer = make_producer()
+        delay = 0.1
+        try:
+            while not self.stopping:
+                try:
+                    self._serve()
+                    delay = 0.1
+                except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                    metrics.RELAY_ERRORS.labels("database").inc()
+                    log.warning(
+                        "relay: database unavailable, retrying in %.1fs: %s",
+                        delay,
+                        str(error).strip(),
+                    )
+                except KafkaError as error:
+                    metrics.RELAY_ERRORS.labels("kafka").inc()
+                    log.warning("relay: publish failed, retrying in %.1fs: %s", delay, error)
+                if not self.stopping:
+                    time.sleep(delay)
+                    delay = min(delay * 2, settings.STREAMING.retry_max_seconds)
+        finally:
+            self.producer.close(timeout=10)
+
+    def _serve(self) -> None:
+        """Hold the relay lock on one connection and publish until stopped or disconnected."""
+        with pg_connect() as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            conn.commit()
+            while not self.stopping:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY]).fetchone()
+                conn.commit()
+                if row and row[0]:
+                    break
+                self._wait(conn)  # standby: another relay is active
+            log.info("relay active")
+            while not self.stopping:
+                if self.publish_batch(conn) == 0:
+                    self._wait(conn)
+
+    def _wait(self, conn: psycopg.Connection[Any]) -> None:
+        for _ in conn.notifies(timeout=self.idle_wait, stop_after=1):
+            pass
+
+    def publish_batch(self, conn: psycopg.Connection[Any]) -> int:
+        """Publish up to ``batch_size`` outbox rows and delete them once the broker has them."""
+        assert self.producer is not None
+        with conn.transaction():
+            rows = conn.execute(
+                "SELECT id, topic, key, value, headers FROM streaming_outboxevent ORDER BY id LIMIT %s",
+                [self.batch_size],
+            ).fetchall()
+            if not rows:
+                return 0
+            futures = [
+                self.producer.send(
+                    topic,
+                    key=bytes(key) if key is not None else None,
+                    value=bytes(value),
+                    headers=[(k, str(v).encode()) for k, v in _headers(headers).items()],
+                )
+                for _, topic, key, value, headers in rows
+            ]
+            self.producer.flush(timeout=60)
+            for future in futures:
+                future.get(timeout=0)  # raises the KafkaError of any record that failed
+            failpoint("relay_after_publish")
+            conn.execute(
+                "DELETE FROM streaming_outboxevent WHERE id = ANY(%s)", [[r[0] for r in rows]]
+            )
+        metrics.RELAY_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+
+def _headers(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else dict(value or {})

@@ -1,0 +1,60 @@
+"""Reads of the runtime's tables shared by the dashboard, status and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from backoffice.streaming.models import ConsumerHeartbeat, DeadLetter, OutboxEvent
+
+STALE_AFTER = timedelta(seconds=15)
+
+
+@dataclass(frozen=True)
+class StageRow:
+    stage: str
+    consumers: int
+    alive: int
+    processed: int
+    dead_lettered: int
+    lag: int
+    last_seen: datetime | None
+
+
+def stage_overview() -> list[StageRow]:
+    """One row per stage: consumers alive, counters and lag from the heartbeats."""
+    cutoff = timezone.now() - STALE_AFTER
+    rows: dict[str, StageRow] = {}
+    for beat in ConsumerHeartbeat.objects.order_by("stage"):
+        old = rows.get(beat.stage)
+        alive = beat.last_seen >= cutoff
+        rows[beat.stage] = StageRow(
+            stage=beat.stage,
+            consumers=(old.consumers if old else 0) + 1,
+            alive=(old.alive if old else 0) + int(alive),
+            processed=(old.processed if old else 0) + beat.processed,
+            dead_lettered=(old.dead_lettered if old else 0) + beat.dead_lettered,
+            lag=(old.lag if old else 0) + (beat.lag if alive else 0),
+            last_seen=max(filter(None, [old.last_seen if old else None, beat.last_seen])),
+        )
+    return list(rows.values())
+
+
+def dead_letter_counts() -> dict[str, int]:
+    return dict(
+        DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
+        .values_list("stage")
+        .annotate(n=Count("id"))
+        .values_list("stage", "n")
+    )
+
+
+def outbox_backlog() -> int:
+    return OutboxEvent.objects.count()
+
+
+def total_processed() -> int:
+    return int(ConsumerHeartbeat.objects.aggregate(n=Sum("processed"))["n"] or 0)

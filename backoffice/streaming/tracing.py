@@ -1,0 +1,39 @@
+"""W3C Trace Context (``traceparent``) carried in Kafka headers, so one trade's path is visible."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    trace_id: str
+    span_id: str
+    flags: str = "01"
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+    def child(self) -> TraceContext:
+        """A new span in the same trace: what an event caused by this one carries."""
+        return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
+
+
+def new_trace() -> TraceContext:
+    return TraceContext(secrets.token_hex(16), secrets.token_hex(8))
+
+
+def parse_traceparent(value: bytes | str | None) -> TraceContext | None:
+    """The context in a ``traceparent`` header, or None when it is absent or malformed."""
+    if value is None:
+        return None
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    match = _TRACEPARENT.match(text.strip())
+    if match is None or match[1] == "0" * 32 or match[2] == "0" * 16:
+        return None
+    return TraceContext(match[1], match[2], match[3])

@@ -1,0 +1,115 @@
+"""Crash tests: kill the consumer or the relay at each crash point, restart it, and compare.
+
+The final database must hold every effect exactly once: zero lost, zero duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+import pytest
+from django.db import connection
+
+from backoffice.streaming import topics
+from backoffice.streaming.failpoints import CRASH_EXIT_CODE
+from tests.conftest import send_json, wait_until
+from tests.streaming.helpers import downstream_stats, effect_stats, trade
+from tests.streaming.stages import CREATE_TABLES
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PROBE = ("consume", "--stage", "tests.streaming.stages:probe")
+DOWNSTREAM = ("consume", "--stage", "tests.streaming.stages:downstream")
+TRADES = 400
+SMALL_BATCHES = {"STREAM_BATCH_SIZE": "25", "STREAM_LINGER_MS": "0", "RELAY_BATCH_SIZE": "25"}
+
+
+@pytest.fixture(autouse=True)
+def probe_tables() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(CREATE_TABLES)
+
+
+def publish(producer, count: int = TRADES) -> None:
+    for n in range(count):
+        send_json(
+            producer,
+            topics.topic("trades.executed"),
+            trade(n, account=f"ACC-{n % 7}"),
+            key=f"ACC-{n % 7}",
+        )
+    producer.flush()
+
+
+@pytest.mark.parametrize("point", ["after_poll", "mid_effects", "after_commit"])
+def test_a_consumer_killed_at_a_crash_point_loses_and_duplicates_nothing(
+    point, processes, kafka_producer
+):
+    publish(kafka_producer)
+    crashing = processes.start(
+        *PROBE, env={**SMALL_BATCHES, "FAILPOINTS": f"{point}=3"}, name="probe-crash"
+    )
+    assert crashing.wait(timeout=60) == CRASH_EXIT_CODE
+
+    processes.start(*PROBE, env=SMALL_BATCHES, name="probe")
+    processes.start("relay_outbox", env=SMALL_BATCHES, name="relay")
+    processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
+    wait_until(
+        lambda: downstream_stats() == (TRADES, TRADES), timeout=90, what="every trade downstream"
+    )
+    assert effect_stats() == (TRADES, TRADES)
+
+
+def test_a_relay_killed_between_publish_and_mark_sent_duplicates_nothing_downstream(
+    processes, kafka_producer
+):
+    publish(kafka_producer)
+    processes.start(*PROBE, env=SMALL_BATCHES, name="probe")
+    wait_until(lambda: effect_stats()[0] == TRADES, what="probe applied everything")
+    relay = processes.start(
+        "relay_outbox",
+        env={**SMALL_BATCHES, "FAILPOINTS": "relay_after_publish=2"},
+        name="relay-crash",
+    )
+    assert relay.wait(timeout=60) == CRASH_EXIT_CODE
+
+    processes.start("relay_outbox", env=SMALL_BATCHES, name="relay")
+    processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
+    wait_until(
+        lambda: downstream_stats() == (TRADES, TRADES),
+        timeout=90,
+        what="every trade downstream once",
+    )
+    # The crashed relay published two batches it never deleted: those copies reached Kafka twice.
+    end = kafka_end_offsets(topics.topic("probe.out"))
+    assert end > TRADES
+
+
+def test_consumers_killed_with_sigkill_at_random_moments_lose_and_duplicate_nothing(
+    processes, kafka_producer
+):
+    publish(kafka_producer, 1500)
+    rng = random.Random(20261123)
+    processes.start("relay_outbox", env=SMALL_BATCHES, name="relay")
+    processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
+    for round_ in range(4):
+        victim = processes.start(*PROBE, env=SMALL_BATCHES, name=f"probe-{round_}")
+        target = min(1500, effect_stats()[0] + rng.randint(50, 300))
+        wait_until(effects_reach(target), timeout=60, what=f"{target} effects")
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+    processes.start(*PROBE, env=SMALL_BATCHES, name="probe-final")
+    wait_until(lambda: downstream_stats() == (1500, 1500), timeout=120, what="all 1500 downstream")
+    assert effect_stats() == (1500, 1500)
+
+
+def effects_reach(target: int):
+    return lambda: effect_stats()[0] >= target
+
+
+def kafka_end_offsets(topic: str) -> int:
+    from backoffice.streaming.kafka_admin import end_offsets
+
+    return sum(end_offsets([topic]).values())

@@ -1,0 +1,150 @@
+"""Business-day arithmetic against real 2026 holiday calendars, plus property tests."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trades.calendar import MarketCalendar
+
+# NYSE 2026 (published): New Year, MLK, Presidents, Good Friday, Memorial, Juneteenth,
+# Independence Day observed (4 July is a Saturday), Labor Day, Thanksgiving, Christmas; plus
+# New Year 2027 so year-end trades can roll.
+XNYS_HOLIDAYS = frozenset(
+    date.fromisoformat(d)
+    for d in (
+        "2026-01-01",
+        "2026-01-19",
+        "2026-02-16",
+        "2026-04-03",
+        "2026-05-25",
+        "2026-06-19",
+        "2026-07-03",
+        "2026-09-07",
+        "2026-11-26",
+        "2026-12-25",
+        "2027-01-01",
+    )
+)
+# TARGET2 closing days 2026: New Year, Good Friday, Easter Monday, 1 May, 25 and 26 December.
+TARGET2_HOLIDAYS = frozenset(
+    date.fromisoformat(d)
+    for d in ("2026-01-01", "2026-04-03", "2026-04-06", "2026-05-01", "2026-12-25", "2026-12-26")
+)
+
+XNYS = MarketCalendar("XNYS", XNYS_HOLIDAYS, settlement_cycle=1)
+TARGET2 = MarketCalendar("TARGET2", TARGET2_HOLIDAYS, settlement_cycle=2)
+
+
+@pytest.mark.parametrize(
+    ("calendar", "trade_date", "expected"),
+    [
+        # Wed before Thanksgiving: Thu 26 Nov closed -> Fri 27 Nov.
+        (XNYS, date(2026, 11, 25), date(2026, 11, 27)),
+        # Thu 24 Dec: Fri 25 Dec closed, weekend -> Mon 28 Dec.
+        (XNYS, date(2026, 12, 24), date(2026, 12, 28)),
+        # Thu 31 Dec: Fri 1 Jan 2027 closed, weekend -> Mon 4 Jan 2027.
+        (XNYS, date(2026, 12, 31), date(2027, 1, 4)),
+        # Thu 2 Jul: Fri 3 Jul is Independence Day observed -> Mon 6 Jul.
+        (XNYS, date(2026, 7, 2), date(2026, 7, 6)),
+        # Ordinary Friday rolls over the weekend only.
+        (XNYS, date(2026, 11, 20), date(2026, 11, 23)),
+        # T+2 from Thu 2 Apr: Good Friday, weekend, Easter Monday closed -> Tue 7, Wed 8 Apr.
+        (TARGET2, date(2026, 4, 2), date(2026, 4, 8)),
+        # T+2 from Wed 29 Apr: Thu 30 Apr, Fri 1 May closed -> Mon 4 May.
+        (TARGET2, date(2026, 4, 29), date(2026, 5, 4)),
+        # T+2 from Wed 23 Dec: Thu 24 Dec open, Fri 25 closed, Sat 26 (holiday and weekend)
+        # -> Mon 28 Dec.
+        (TARGET2, date(2026, 12, 23), date(2026, 12, 28)),
+        # Trade booked on a holiday (Easter Monday) counts forward from that date: Tue, Wed.
+        (TARGET2, date(2026, 4, 6), date(2026, 4, 8)),
+    ],
+)
+def test_settlement_date_real_holidays(calendar, trade_date, expected):
+    assert calendar.settlement_date(trade_date) == expected
+
+
+def test_explicit_cycle_overrides_market_cycle():
+    # T+3 on NYSE from Wed 25 Nov: Fri 27, Mon 30, Tue 1 Dec.
+    assert XNYS.settlement_date(date(2026, 11, 25), 3) == date(2026, 12, 1)
+    assert XNYS.settlement_date(date(2026, 11, 25), 0) == date(2026, 11, 25)
+
+
+def test_is_business_day():
+    assert not XNYS.is_business_day(date(2026, 11, 26))  # Thanksgiving
+    assert not XNYS.is_business_day(date(2026, 11, 28))  # Saturday
+    assert XNYS.is_business_day(date(2026, 11, 27))
+    assert not TARGET2.is_business_day(date(2026, 5, 1))
+    assert XNYS.is_business_day(date(2026, 5, 1))  # not a US holiday
+
+
+def test_business_days_between_is_half_open():
+    # (Wed 25 Nov, Mon 30 Nov] = Fri 27, Mon 30 (Thu holiday, weekend excluded).
+    assert XNYS.business_days_between(date(2026, 11, 25), date(2026, 11, 30)) == 2
+    assert XNYS.business_days_between(date(2026, 11, 30), date(2026, 11, 25)) == -2
+    assert XNYS.business_days_between(date(2026, 11, 25), date(2026, 11, 25)) == 0
+    # Whole of December 2026 on NYSE: 23 weekdays minus Christmas = 22.
+    assert XNYS.business_days_between(date(2026, 11, 30), date(2026, 12, 31)) == 22
+    # April 2026 on TARGET2: 22 weekdays minus Good Friday and Easter Monday = 20.
+    assert TARGET2.business_days_between(date(2026, 3, 31), date(2026, 4, 30)) == 20
+
+
+def test_add_business_days_backwards():
+    # Two business days before Mon 30 Nov: Fri 27, then Wed 25 (Thanksgiving skipped).
+    assert XNYS.add_business_days(date(2026, 11, 30), -2) == date(2026, 11, 25)
+
+
+def test_custom_weekend():
+    # A Friday/Saturday weekend market: Thu -> Sun.
+    cal = MarketCalendar("XTAE-like", frozenset(), settlement_cycle=1, weekend=frozenset({4, 5}))
+    assert cal.settlement_date(date(2026, 11, 19)) == date(2026, 11, 22)
+
+
+@pytest.mark.parametrize("weekend", [frozenset(range(7)), frozenset({7})])
+def test_invalid_weekend_rejected(weekend):
+    with pytest.raises(ValueError, match="weekend"):
+        MarketCalendar("BAD", frozenset(), settlement_cycle=1, weekend=weekend)
+
+
+def test_negative_cycle_rejected():
+    with pytest.raises(ValueError, match="negative"):
+        XNYS.settlement_date(date(2026, 11, 25), -1)
+
+
+trade_dates = st.dates(min_value=date(2025, 12, 1), max_value=date(2027, 1, 31))
+
+
+@given(trade_date=trade_dates, cycle=st.integers(min_value=1, max_value=15))
+def test_settlement_date_properties(trade_date, cycle):
+    for calendar in (XNYS, TARGET2):
+        settle = calendar.settlement_date(trade_date, cycle)
+        assert calendar.is_business_day(settle)
+        assert settle > trade_date
+        assert calendar.business_days_between(trade_date, settle) == cycle
+        # Exactly N: brute-force count of open days in (trade_date, settle].
+        span = (settle - trade_date).days
+        brute = sum(
+            calendar.is_business_day(trade_date + timedelta(days=i)) for i in range(1, span + 1)
+        )
+        assert brute == cycle
+
+
+@given(a=trade_dates, b=trade_dates)
+def test_business_days_between_matches_brute_force(a, b):
+    lo, hi = min(a, b), max(a, b)
+    brute = sum(XNYS.is_business_day(lo + timedelta(days=i)) for i in range(1, (hi - lo).days + 1))
+    assert XNYS.business_days_between(lo, hi) == brute
+    assert XNYS.business_days_between(hi, lo) == -brute
+
+
+@given(d=trade_dates, n=st.integers(min_value=-30, max_value=30))
+def test_add_business_days_inverse_of_between(d, n):
+    result = TARGET2.add_business_days(d, n)
+    if n:
+        assert TARGET2.is_business_day(result)
+    # (a, b] is half-open, so walking backwards is an exact inverse only from an open day.
+    if n >= 0 or TARGET2.is_business_day(d):
+        assert TARGET2.business_days_between(d, result) == n

@@ -1,0 +1,1 @@
+"""Trade and reference-data models (re-exported so Django finds them)."""
