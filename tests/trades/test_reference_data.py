@@ -1,0 +1,283 @@
+"""Reference data: the loader, the files it loads, the database's guards and the selectors."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+
+from settlement.fails import InstrumentClass
+from trades.management.commands.create_demo_users import DEMO_USERS
+from trades.management.commands.load_reference_data import DATA_DIR, reference_data_load
+from trades.models import (
+    Account,
+    Book,
+    Counterparty,
+    FxRate,
+    Holiday,
+    Instrument,
+    Market,
+    StandingSettlementInstruction,
+)
+from trades.selectors import (
+    FX_RATE_MISSING,
+    UNKNOWN_CALENDAR,
+    FxRateMissingError,
+    UnknownCalendarError,
+    fx_rate,
+    fx_rates_on,
+    market_calendar,
+    reference_snapshot,
+)
+from trades.simulator import isin_is_valid
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def loaded():
+    return reference_data_load()
+
+
+def test_the_loader_meets_the_reference_data_minimums(loaded):
+    assert Instrument.objects.count() >= 50
+    assert Account.objects.count() >= 20
+    assert Book.objects.count() >= 3
+    assert Account.objects.values("book").distinct().count() >= 3
+    assert Counterparty.objects.count() >= 10
+    assert StandingSettlementInstruction.objects.count() >= 10
+    assert set(Instrument.objects.values_list("asset_class", flat=True)) == {
+        "EQUITY",
+        "ETF",
+        "BOND",
+    }
+    assert {"INACTIVE", "SUSPENDED"} <= set(Instrument.objects.values_list("status", flat=True))
+    cycles = dict(Market.objects.values_list("mic", "settlement_cycle"))
+    assert cycles["XNYS"] == cycles["XNAS"] == 1
+    assert cycles["XETR"] == cycles["XPAR"] == 2
+    for code in ("NYSE", "TARGET2"):
+        years = {
+            d.year
+            for d in Holiday.objects.filter(calendar_code=code).values_list("date", flat=True)
+        }
+        assert years == {2025, 2026, 2027}, code
+    pairs = set(FxRate.objects.values_list("base_currency", "quote_currency"))
+    currencies = {c for pair in pairs for c in pair}
+    assert {"USD", "EUR", "GBP", "JPY", "CHF"} <= currencies
+    assert FxRate.objects.values("as_of").distinct().count() > 250
+    assert loaded["instruments"].created == Instrument.objects.count()
+
+
+def test_a_second_load_changes_nothing(loaded):
+    out = io.StringIO()
+    call_command("load_reference_data", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(loaded) == 8
+    assert all("(0 created, 0 updated" in line for line in lines), lines
+    again = reference_data_load()
+    assert all(c.created == c.updated == 0 for c in again.values())
+    assert {k: c.unchanged for k, c in again.items()} == {k: c.total for k, c in loaded.items()}
+
+
+def test_a_changed_file_updates_only_the_changed_row(loaded, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    path = data / "instruments.json"
+    content = json.loads(path.read_text())
+    content["instruments"][0]["reference_price"] = "1.23"
+    isin = content["instruments"][0]["isin"]
+    path.write_text(json.dumps(content))
+
+    counts = reference_data_load(data_dir=data)
+
+    assert (counts["instruments"].created, counts["instruments"].updated) == (0, 1)
+    assert sum(c.updated + c.created for c in counts.values()) == 1
+    assert Instrument.objects.get(isin=isin).reference_price == Decimal("1.23")
+
+
+def test_every_isin_has_a_valid_check_digit(loaded):
+    isins = list(Instrument.objects.values_list("isin", flat=True))
+    assert [i for i in isins if not isin_is_valid(i)] == []
+
+
+def test_every_lei_has_valid_iso_7064_check_digits(loaded):
+    for lei in Counterparty.objects.values_list("lei", flat=True):
+        assert len(lei) == 20
+        assert int("".join(str(int(c, 36)) for c in lei)) % 97 == 1, lei
+
+
+def test_every_reference_price_is_on_tick_and_in_the_instrument_currency_of_its_market(loaded):
+    for instrument in Instrument.objects.select_related("market"):
+        assert instrument.reference_price % instrument.tick_size == 0, instrument
+        assert instrument.currency == ("USD" if instrument.market.country == "US" else "EUR")
+
+
+def test_every_account_book_has_a_base_currency_and_a_pnl_method(loaded):
+    for account in Account.objects.select_related("book"):
+        assert account.book.base_currency in {"USD", "EUR"}
+        assert account.book.pnl_method in {"FIFO", "AVERAGE"}
+    assert set(Book.objects.values_list("pnl_method", flat=True)) == {"FIFO", "AVERAGE"}
+
+
+def test_every_counterparty_has_a_settlement_instruction_for_each_market(loaded):
+    markets = set(Market.objects.values_list("mic", flat=True))
+    for counterparty in Counterparty.objects.prefetch_related("ssis__market"):
+        assert {s.market.mic for s in counterparty.ssis.all()} == markets, counterparty
+
+
+def test_csdr_classes_are_the_ones_settlement_prices_penalties_for():
+    assert set(Instrument.CsdrClass.values) == {c.value for c in InstrumentClass}
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        (Instrument, {"tick_size": Decimal(0)}),
+        (Instrument, {"status": "DELISTED"}),
+        (Instrument, {"isin": "us0378331005"}),
+        (Counterparty, {"credit_limit": Decimal("-1")}),
+        (Counterparty, {"lei": "TOO-SHORT"}),
+        (Book, {"pnl_method": "LIFO"}),
+        (Account, {"status": "FROZEN"}),
+        (FxRate, {"rate": Decimal(0)}),
+        (StandingSettlementInstruction, {"custodian_bic": "NOTABIC"}),
+        (Market, {"settlement_cycle": 9}),
+    ],
+)
+def test_the_database_refuses_values_that_break_an_invariant(loaded, model, values):
+    row = model.objects.order_by("pk")[0]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        model.objects.filter(pk=row.pk).update(**values)
+
+
+def test_the_database_refuses_a_second_ssi_for_the_same_market_and_currency(loaded):
+    ssi = StandingSettlementInstruction.objects.order_by("pk")[0]
+    ssi.pk = None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ssi.save()
+
+
+def test_a_trade_the_day_before_thanksgiving_2026_settles_the_friday_after(loaded):
+    calendar = market_calendar("NYSE")
+    assert calendar.settlement_cycle == 1
+    assert calendar.settlement_date(date(2026, 11, 25)) == date(2026, 11, 27)
+
+
+def test_eu_trades_settle_t_plus_2_around_the_target2_easter_closing(loaded):
+    calendar = market_calendar("TARGET2")
+    assert calendar.settlement_cycle == 2
+    assert calendar.settlement_date(date(2026, 4, 2)) == date(2026, 4, 8)
+
+
+def test_an_unknown_calendar_is_refused_with_its_name(loaded):
+    with pytest.raises(UnknownCalendarError) as error:
+        market_calendar("XLON")
+    assert str(error.value) == UNKNOWN_CALENDAR.format(code="XLON")
+
+
+def test_the_fx_rate_is_the_latest_on_or_before_the_date(loaded):
+    friday = fx_rate("EUR", "USD", date(2026, 11, 20))
+    stored = FxRate.objects.get(as_of=date(2026, 11, 20), base_currency="EUR", quote_currency="USD")
+    assert friday == stored.rate
+    assert fx_rate("EUR", "USD", date(2026, 11, 22)) == friday  # Sunday: Friday's close
+    assert fx_rate("EUR", "USD", date(2030, 1, 1)) == friday
+
+
+def test_the_fx_rate_of_a_reversed_pair_is_the_inverse_rounded_to_ten_places(loaded):
+    as_of = date(2026, 6, 1)
+    usd_eur = fx_rate("USD", "EUR", as_of)
+    assert usd_eur == (Decimal(1) / fx_rate("EUR", "USD", as_of)).quantize(Decimal("1E-10"))
+    assert abs(usd_eur * fx_rate("EUR", "USD", as_of) - 1) < Decimal("1E-9")
+
+
+def test_the_same_currency_converts_at_exactly_one():
+    assert fx_rate("JPY", "JPY", date(2026, 1, 1)) == Decimal(1)
+
+
+def test_a_missing_fx_rate_is_refused_with_a_clear_message(loaded):
+    before = date(2024, 12, 31)
+    with pytest.raises(FxRateMissingError) as error:
+        fx_rate("EUR", "USD", before)
+    assert str(error.value) == FX_RATE_MISSING.format(base="EUR", quote="USD", as_of=before)
+    with pytest.raises(FxRateMissingError):
+        fx_rate("EUR", "SEK", date(2026, 1, 1))
+
+
+def test_fx_rates_on_a_date_give_every_pair_at_its_latest_close(loaded):
+    rates = fx_rates_on(date(2026, 11, 22))
+    assert len(rates) == len(set(FxRate.objects.values_list("base_currency", "quote_currency")))
+    assert rates["EUR", "USD"] == fx_rate("EUR", "USD", date(2026, 11, 20))
+
+
+def test_the_reference_snapshot_is_six_queries_and_then_plain_lookups(
+    loaded, django_assert_num_queries
+):
+    with django_assert_num_queries(6):
+        snapshot = reference_snapshot()
+    with django_assert_num_queries(0):
+        apple = snapshot.instruments["US0378331005"]
+        assert apple.market.mic == "XNAS"
+        account = snapshot.accounts["ACC-0001"]
+        assert account.book.base_currency == "USD"
+        ssi = snapshot.ssis["CP-NRTH", "XETR", "EUR"]
+        assert ssi.counterparty.code == "CP-NRTH"
+        assert ssi.market.calendar_code == "TARGET2"
+        assert snapshot.counterparties["CP-NRTH"].lei == ssi.counterparty.lei
+        assert snapshot.markets["XPAR"].settlement_cycle == 2
+        assert snapshot.calendars["XNYS"].settlement_date(date(2026, 11, 25)) == date(2026, 11, 27)
+    with pytest.raises(TypeError):
+        snapshot.instruments["XX"] = apple  # type: ignore[index]
+
+
+def test_demo_users_are_created_once_and_log_in_with_their_documented_passwords(settings):
+    # a fast hasher: what is under test is idempotence, not PBKDF2
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    call_command("create_demo_users", stdout=io.StringIO())
+    hashes = dict(User.objects.values_list("username", "password"))
+    out = io.StringIO()
+    call_command("create_demo_users", stdout=out)
+
+    assert dict(User.objects.values_list("username", "password")) == hashes  # untouched
+    assert "demo-analyst" in out.getvalue()
+    for demo in DEMO_USERS:
+        user = authenticate(username=demo.username, password=f"demo-{demo.username}")
+        assert user is not None, demo.username
+        assert [g.name for g in user.groups.all()] == [demo.group]
+        assert user.is_superuser == user.is_staff == (demo.username == "admin")
+    groups = {(u.username, u.groups.get().name) for u in User.objects.all()}
+    assert groups == {
+        ("analyst", "operations"),
+        ("approver", "approver"),
+        ("viewer", "viewer"),
+        ("admin", "admin"),
+    }
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        Market,
+        Holiday,
+        Instrument,
+        Book,
+        Account,
+        Counterparty,
+        StandingSettlementInstruction,
+        FxRate,
+    ],
+)
+def test_every_reference_table_has_a_searchable_admin_page(loaded, admin_client, model):
+    meta = model._meta
+    url = f"/admin/{meta.app_label}/{meta.model_name}/"
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.get(url, {"q": "US"}).status_code == 200
+    change = admin_client.get(f"{url}{model.objects.order_by('pk')[0].pk}/change/")
+    assert change.status_code == 200

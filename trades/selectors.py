@@ -1,0 +1,159 @@
+"""Reads of reference data that every stage shares, built for speed.
+
+A stage loads a ``ReferenceSnapshot`` once (a handful of queries) and then resolves ISINs, account
+codes and SSIs from plain dicts, so per-trade work never touches the database for reference data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from types import MappingProxyType
+
+from backoffice.money import RATE_PLACES, quantize_places
+from trades.calendar import MarketCalendar
+from trades.models import (
+    Account,
+    Counterparty,
+    FxRate,
+    Holiday,
+    Instrument,
+    Market,
+    StandingSettlementInstruction,
+)
+
+UNKNOWN_CALENDAR = "unknown calendar {code!r}: no market uses it"
+AMBIGUOUS_CALENDAR = (
+    "calendar {code!r} is used by markets with different settlement cycles {cycles}"
+)
+FX_RATE_MISSING = "no FX rate for {base}/{quote} (or {quote}/{base}) on or before {as_of}"
+
+SsiKey = tuple[str, str, str]  # (counterparty code, market MIC, currency)
+
+
+class UnknownCalendarError(LookupError):
+    """No market settles on the requested calendar code."""
+
+
+class FxRateMissingError(LookupError):
+    """Neither the pair nor its inverse has a rate on or before the requested date."""
+
+
+@dataclass(frozen=True)
+class ReferenceSnapshot:
+    """Reference data at one moment, as read-only dicts of model instances.
+
+    Instruments come with their market, accounts with their book and SSIs with their counterparty
+    and market already joined, so reading an attribute never issues a query. ``calendars`` holds
+    each market's settlement calendar by MIC.
+    """
+
+    markets: Mapping[str, Market]
+    instruments: Mapping[str, Instrument]
+    accounts: Mapping[str, Account]
+    counterparties: Mapping[str, Counterparty]
+    ssis: Mapping[SsiKey, StandingSettlementInstruction]
+    calendars: Mapping[str, MarketCalendar]
+
+
+def reference_snapshot() -> ReferenceSnapshot:
+    """Load all reference data in six queries and index it by natural key."""
+    markets = {m.mic: m for m in Market.objects.all()}
+    instruments = {i.isin: i for i in Instrument.objects.select_related("market")}
+    accounts = {a.code: a for a in Account.objects.select_related("book")}
+    counterparties = {c.code: c for c in Counterparty.objects.all()}
+    ssis = {
+        (s.counterparty.code, s.market.mic, s.currency): s
+        for s in StandingSettlementInstruction.objects.select_related("counterparty", "market")
+    }
+    holidays = _holidays_by_calendar()
+    calendars = {
+        mic: MarketCalendar(
+            market.calendar_code,
+            holidays.get(market.calendar_code, frozenset()),
+            settlement_cycle=market.settlement_cycle,
+        )
+        for mic, market in markets.items()
+    }
+    return ReferenceSnapshot(
+        markets=MappingProxyType(markets),
+        instruments=MappingProxyType(instruments),
+        accounts=MappingProxyType(accounts),
+        counterparties=MappingProxyType(counterparties),
+        ssis=MappingProxyType(ssis),
+        calendars=MappingProxyType(calendars),
+    )
+
+
+def _holidays_by_calendar() -> dict[str, frozenset[date]]:
+    found: defaultdict[str, set[date]] = defaultdict(set)
+    for code, day in Holiday.objects.values_list("calendar_code", "date"):
+        found[code].add(day)
+    return {code: frozenset(days) for code, days in found.items()}
+
+
+def market_calendar(calendar_code: str) -> MarketCalendar:
+    """The settlement calendar ``calendar_code`` with its holidays and its markets' T+N cycle.
+
+    Raises ``UnknownCalendarError`` when no market uses the code, or when the markets that share
+    it disagree on the settlement cycle (the calendar alone could not say which T+N applies).
+    """
+    cycles = sorted(
+        set(
+            Market.objects.filter(calendar_code=calendar_code).values_list(
+                "settlement_cycle", flat=True
+            )
+        )
+    )
+    if not cycles:
+        raise UnknownCalendarError(UNKNOWN_CALENDAR.format(code=calendar_code))
+    if len(cycles) > 1:
+        raise UnknownCalendarError(AMBIGUOUS_CALENDAR.format(code=calendar_code, cycles=cycles))
+    holidays = frozenset(
+        Holiday.objects.filter(calendar_code=calendar_code).values_list("date", flat=True)
+    )
+    return MarketCalendar(calendar_code, holidays, settlement_cycle=cycles[0])
+
+
+def fx_rate(base: str, quote: str, as_of: date) -> Decimal:
+    """Units of ``quote`` per unit of ``base``: the latest rate on or before ``as_of``.
+
+    Same currency is exactly 1. When only the reverse pair is stored, its reciprocal is returned,
+    rounded to the rate scale (10 places, half even). Raises ``FxRateMissingError`` when neither
+    direction has a rate on or before ``as_of``; rates are never extrapolated backwards.
+    """
+    if base == quote:
+        return Decimal(1)
+    direct = _latest(base, quote, as_of)
+    if direct is not None:
+        return direct
+    inverse = _latest(quote, base, as_of)
+    if inverse is not None:
+        return quantize_places(Decimal(1) / inverse, RATE_PLACES)
+    raise FxRateMissingError(FX_RATE_MISSING.format(base=base, quote=quote, as_of=as_of))
+
+
+def _latest(base: str, quote: str, as_of: date) -> Decimal | None:
+    return (
+        FxRate.objects.filter(base_currency=base, quote_currency=quote, as_of__lte=as_of)
+        .order_by("-as_of")
+        .values_list("rate", flat=True)
+        .first()
+    )
+
+
+def fx_rates_on(as_of: date) -> Mapping[tuple[str, str], Decimal]:
+    """Every stored pair's latest rate on or before ``as_of`` (one query), keyed (base, quote).
+
+    For batch conversion: look a pair up directly, or take ``1 / rate`` of the reverse pair.
+    """
+    rows = (
+        FxRate.objects.filter(as_of__lte=as_of)
+        .order_by("base_currency", "quote_currency", "-as_of")
+        .distinct("base_currency", "quote_currency")
+        .values_list("base_currency", "quote_currency", "rate")
+    )
+    return MappingProxyType({(base, quote): rate for base, quote, rate in rows})
