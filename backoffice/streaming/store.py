@@ -103,14 +103,14 @@ def apply_batch(
             )
             for j in result.rejections
         ]
-        encoded = _encode_events(group, result.events, now)
+        encoded = encode_events(group, result.events, now)
         encoded += [
             _dead_letter_event(stage, group, record, cls, reason, now)
             for record, cls, reason in dead
         ]
         _insert_dead_letters(stage, group, dead)
         _forget_dead_event_ids(group, [r.event_id for r, _, _ in dead if r.event_id is not None])
-        _insert_outbox(encoded)
+        insert_outbox(encoded)
         next_offsets = _advance(group, records)
     return BatchOutcome(
         applied=len(messages) - len(result.rejections),
@@ -178,7 +178,7 @@ def _advance(group: str, records: Sequence[Record]) -> dict[tuple[str, int], int
     return next_offsets
 
 
-def _encode_events(group: str, events: Sequence[Outbound], now: datetime) -> list[Encoded]:
+def encode_events(group: str, events: Sequence[Outbound], now: datetime) -> list[Encoded]:
     schemas = registry()
     sequence: dict[tuple[str, int, int], int] = {}
     encoded = []
@@ -275,7 +275,7 @@ def _headers_json(headers: Sequence[tuple[str, bytes | None]]) -> str:
     )
 
 
-def _insert_outbox(events: Sequence[Encoded]) -> None:
+def insert_outbox(events: Sequence[Encoded]) -> None:
     if not events:
         return
     raw = connection.connection
