@@ -7,14 +7,17 @@ codes and SSIs from plain dicts, so per-trade work never touches the database fo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 
+from django.db import connection
+
 from backoffice.money import RATE_PLACES, quantize_places
 from trades.calendar import MarketCalendar
+from trades.capture import AccountRef, CaptureReference, Head, InstrumentRef, SsiRef
 from trades.models import (
     Account,
     Counterparty,
@@ -23,6 +26,7 @@ from trades.models import (
     Instrument,
     Market,
     StandingSettlementInstruction,
+    TradeVersion,
 )
 
 UNKNOWN_CALENDAR = "unknown calendar {code!r}: no market uses it"
@@ -157,3 +161,73 @@ def fx_rates_on(as_of: date) -> Mapping[tuple[str, str], Decimal]:
         .values_list("base_currency", "quote_currency", "rate")
     )
     return MappingProxyType({(base, quote): rate for base, quote, rate in rows})
+
+
+def capture_reference() -> CaptureReference:
+    """Reference data as capture's plain dataclasses (built from one ``reference_snapshot``)."""
+    snapshot = reference_snapshot()
+    return CaptureReference(
+        instruments={
+            isin: InstrumentRef(
+                isin=isin,
+                symbol=i.symbol,
+                currency=i.currency,
+                asset_class=i.asset_class,
+                csdr_class=i.csdr_class,
+                market=i.market.mic,
+                status=i.status,
+            )
+            for isin, i in snapshot.instruments.items()
+        },
+        accounts={
+            code: AccountRef(
+                code=code,
+                book=a.book.code,
+                book_base_currency=a.book.base_currency,
+                pnl_method=a.book.pnl_method,
+                status=a.status,
+            )
+            for code, a in snapshot.accounts.items()
+        },
+        counterparties=frozenset(snapshot.counterparties),
+        ssis={
+            key: SsiRef(
+                payment_type=s.payment_type,
+                custodian_bic=s.custodian_bic,
+                safekeeping_account=s.safekeeping_account,
+                cash_account=s.cash_account,
+            )
+            for key, s in snapshot.ssis.items()
+        },
+        calendars=snapshot.calendars,
+    )
+
+
+def trade_heads(trade_ids: Iterable[str]) -> dict[str, Head]:
+    """The current head of each known trade among ``trade_ids`` (one query)."""
+    heads: dict[str, Head] = {}
+    ids = list(set(trade_ids))
+    if not ids:
+        return heads
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.trade_id, t.current_version, t.status, v.input_hash FROM trades_trade t"
+            " JOIN trades_tradeversion v ON v.trade_id = t.trade_id AND v.version = t.current_version"
+            " WHERE t.trade_id = ANY(%s)",
+            [ids],
+        )
+        for trade_id, version, status, digest in cursor.fetchall():
+            heads[trade_id] = Head(
+                version=version, cancelled=status == "CANCELLED", current_hash=digest
+            )
+    return heads
+
+
+def version_hashes(trade_ids: Iterable[str]) -> dict[str, dict[int, str]]:
+    """Every captured version's input hash, per trade (one query)."""
+    found: dict[str, dict[int, str]] = {}
+    for trade_id, version, digest in TradeVersion.objects.filter(
+        trade_id__in=list(set(trade_ids))
+    ).values_list("trade_id", "version", "input_hash"):
+        found.setdefault(trade_id, {})[version] = digest
+    return found

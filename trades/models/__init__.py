@@ -10,14 +10,20 @@ from trades.models.reference import (
     Market,
     StandingSettlementInstruction,
 )
+from trades.models.trade import Action, Side, Trade, TradeRefusal, TradeVersion
 
 __all__ = [
     "Account",
+    "Action",
     "Book",
     "Counterparty",
     "FxRate",
     "Holiday",
     "Instrument",
     "Market",
+    "Side",
     "StandingSettlementInstruction",
+    "Trade",
+    "TradeRefusal",
+    "TradeVersion",
 ]

@@ -1,0 +1,102 @@
+"""The capture stage: trades.executed -> normalised, enriched, versioned -> trades.captured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from backoffice.streaming import topics
+from backoffice.streaming.consumer import Stage
+from backoffice.streaming.envelope import Message, Outbound, Subscription
+from backoffice.streaming.store import Rejection, StageContext, StageResult
+from trades import selectors
+from trades.capture import (
+    CaptureReference,
+    CaptureRejected,
+    Decision,
+    EnrichedTrade,
+    Head,
+    decide,
+    enrich,
+)
+from trades.services import Applied, Refused, trade_versions_record
+
+# Reference data changes rarely; re-reading it at most this often keeps per-batch cost flat.
+# An edit in the admin is seen by capture within this many seconds.
+REFERENCE_TTL_SECONDS = 30.0
+
+_reference: tuple[float, CaptureReference] | None = None
+
+
+def reference() -> CaptureReference:
+    global _reference
+    if _reference is None or time.monotonic() - _reference[0] > REFERENCE_TTL_SECONDS:
+        _reference = (time.monotonic(), selectors.capture_reference())
+    return _reference[1]
+
+
+def handle_capture(messages: Sequence[Message], ctx: StageContext) -> StageResult:
+    """Capture a batch: enrich each trade, apply the versions that win, refuse the rest."""
+    result = StageResult()
+    ref = reference()
+    enriched: list[tuple[Message, EnrichedTrade]] = []
+    for message in messages:
+        try:
+            enriched.append((message, enrich(message.payload, ref)))
+        except CaptureRejected as rejected:
+            result.rejections.append(Rejection(message, rejected.error_class, rejected.reason))
+    ids = [t.trade_id for _, t in enriched]
+    heads = selectors.trade_heads(ids)
+    hashes = selectors.version_hashes(ids)
+    applied: list[Applied] = []
+    refused: list[Refused] = []
+    for message, trade in enriched:  # in offset order: later versions in the batch see earlier ones
+        decision, detail = decide(heads.get(trade.trade_id), trade, hashes.get(trade.trade_id, {}))
+        if decision is not Decision.APPLY:
+            refused.append(
+                Refused(
+                    message.payload,
+                    decision.value,
+                    detail,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                )
+            )
+            continue
+        previous = heads.get(trade.trade_id)
+        heads[trade.trade_id] = Head(
+            trade.trade_version, trade.action == "CANCEL", trade.input_hash
+        )
+        hashes.setdefault(trade.trade_id, {})[trade.trade_version] = trade.input_hash
+        applied.append(Applied(trade, message.topic, message.partition, message.offset))
+        result.events.append(
+            Outbound(
+                topic=topics.TRADES_CAPTURED,
+                key=trade.account,
+                schema="trades.captured",
+                payload=captured_payload(trade, previous.version if previous else None),
+                cause=message,
+                correlation_id=trade.trade_id,
+            )
+        )
+    trade_versions_record(applied=applied, refused=refused, now=ctx.now)
+    return result
+
+
+def captured_payload(trade: EnrichedTrade, previous_version: int | None) -> dict[str, Any]:
+    payload = asdict(trade)
+    payload.pop("input_hash")
+    if payload["ssi"] is not None:
+        payload["ssi"].pop("payment_type")  # carried once, at the top level
+    payload["previous_version"] = previous_version
+    return payload
+
+
+CAPTURE = Stage(
+    name="capture",
+    subscriptions=[Subscription(topics.TRADES_EXECUTED, "trades.executed", enveloped=False)],
+    handler=handle_capture,
+)
