@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from backoffice.streaming.command import require_services
-from backoffice.streaming.kafka_admin import end_offsets
-from backoffice.streaming.models import ConsumerHeartbeat, ConsumerOffset
+from backoffice.streaming.lag import group_lag
+from backoffice.streaming.models import ConsumerHeartbeat
 from backoffice.streaming.selectors import STALE_AFTER, outbox_backlog
 
 
@@ -18,15 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_services()
-        stored = list(ConsumerOffset.objects.all())
-        ends = end_offsets({o.topic for o in stored})
-        lag: dict[str, int] = defaultdict(int)
-        for offset in stored:
-            lag[offset.group] += max(
-                0, ends.get((offset.topic, offset.partition), 0) - offset.next_offset
-            )
-        from django.utils import timezone
-
+        lag = group_lag()
         now = timezone.now()
         for beat in ConsumerHeartbeat.objects.order_by("stage", "consumer_id"):
             state = "up" if now - beat.last_seen < STALE_AFTER else "stale"

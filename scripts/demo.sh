@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Streams simulated trades through the running platform and says where the UI is.
+# Usage: scripts/demo.sh [TRADES] [RATE]   (started by `make demo` after scripts/start.sh)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+count="${1:-10000}"; rate="${2:-2000}"
+cd "$ROOT"
+info "streaming $count simulated trades at $rate/s into trades.executed"
+"$PY" manage.py produce_trades --count "$count" --rate "$rate" --seed "${DEMO_SEED:-42}" \
+  --amend-share 0.05 --cancel-share 0.02 --malformed-share 0.01 --invalid-share 0.002
+"$PY" manage.py pipeline_wait --timeout 600
+"$ROOT/scripts/status.sh"
+cat <<TXT
+
+The back office is running.
+  Web UI:    http://127.0.0.1:$WEB_PORT/          API: http://127.0.0.1:$WEB_PORT/api/docs/
+  Log in as: analyst / demo-analyst   (operations: proposes, works breaks)
+             approver / demo-approver (approver: confirms four-eyes decisions)
+             viewer / demo-viewer     (read only)      admin / demo-admin (Django admin)
+  More trades: .venv/bin/python manage.py produce_trades --count 1000 --rate 500
+  Stop everything: make stop
+TXT
