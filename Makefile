@@ -39,7 +39,7 @@ unit: setup
 	$(PY) -m pytest -q -m "not integration" -p no:randomly
 
 bench: setup
-	scripts/bench.sh
+	scripts/bench.sh $(if $(TRADES_BENCH),--trades $(TRADES_BENCH),)
 
 clean: stop
 	rm -rf var

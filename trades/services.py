@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-
+from backoffice.streaming.bulk import copy_insert
 from trades.capture import EnrichedTrade
 from trades.models import TradeRefusal, TradeVersion
 
@@ -40,9 +39,7 @@ def trade_versions_record(
     to a higher version, so two writers racing on one trade cannot move it backwards.
     """
     if applied:
-        TradeVersion.objects.bulk_create(
-            [_version_row(a, now) for a in applied], ignore_conflicts=True
-        )
+        _insert_versions(applied, now)
         _advance_heads([a.trade for a in applied], now)
     if refused:
         TradeRefusal.objects.bulk_create(
@@ -71,66 +68,66 @@ def _advance_heads(trades: Sequence[EnrichedTrade], now: datetime) -> None:
         held = latest.get(trade.trade_id)
         if held is None or trade.trade_version > held.trade_version:
             latest[trade.trade_id] = trade
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO trades_trade (trade_id, current_version, status, account, book, instrument,"
-            " trade_date, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (trade_id) DO UPDATE SET current_version = EXCLUDED.current_version,"
-            " status = EXCLUDED.status, account = EXCLUDED.account, book = EXCLUDED.book,"
-            " instrument = EXCLUDED.instrument, trade_date = EXCLUDED.trade_date,"
-            " updated_at = EXCLUDED.updated_at"
-            " WHERE trades_trade.current_version < EXCLUDED.current_version",
-            [
-                (
-                    t.trade_id,
-                    t.trade_version,
-                    "CANCELLED" if t.action == "CANCEL" else "LIVE",
-                    t.account,
-                    t.book,
-                    t.instrument,
-                    t.trade_date,
-                    now,
-                    now,
-                )
-                for t in latest.values()
-            ],
-        )
-
-
-def _version_row(applied: Applied, now: datetime) -> TradeVersion:
-    t = applied.trade
-    return TradeVersion(
-        trade_id=t.trade_id,
-        version=t.trade_version,
-        action=t.action,
-        account=t.account,
-        book=t.book,
-        counterparty=t.counterparty,
-        instrument=t.instrument,
-        symbol=t.symbol,
-        asset_class=t.asset_class,
-        csdr_class=t.csdr_class,
-        market=t.market,
-        side=t.side,
-        quantity=t.quantity,
-        price=t.price,
-        currency=t.currency,
-        gross_amount=t.gross_amount,
-        fees=t.fees,
-        net_amount=t.net_amount,
-        trade_date=t.trade_date,
-        trade_time=t.trade_time,
-        settle_date=t.settle_date,
-        settle_date_computed=t.settle_date_computed,
-        venue=t.venue,
-        trader=t.trader,
-        payment_type=t.payment_type,
-        ssi_custodian_bic=t.ssi.custodian_bic if t.ssi else "",
-        ssi_safekeeping_account=t.ssi.safekeeping_account if t.ssi else "",
-        ssi_cash_account=t.ssi.cash_account if t.ssi else "",
-        input_hash=t.input_hash,
-        source_topic=applied.topic,
-        source_partition=applied.partition,
-        source_offset=applied.offset,
-        captured_at=now,
+    copy_insert(
+        "trades_trade",
+        (
+            "trade_id",
+            "current_version",
+            "status",
+            "account",
+            "book",
+            "instrument",
+            "trade_date",
+            "created_at",
+            "updated_at",
+        ),
+        (
+            (
+                t.trade_id,
+                t.trade_version,
+                "CANCELLED" if t.action == "CANCEL" else "LIVE",
+                t.account,
+                t.book,
+                t.instrument,
+                t.trade_date,
+                now,
+                now,
+            )
+            for t in latest.values()
+        ),
+        on_conflict="(trade_id) DO UPDATE SET current_version = EXCLUDED.current_version,"
+        " status = EXCLUDED.status, account = EXCLUDED.account, book = EXCLUDED.book,"
+        " instrument = EXCLUDED.instrument, trade_date = EXCLUDED.trade_date,"
+        " updated_at = EXCLUDED.updated_at WHERE trades_trade.current_version < EXCLUDED.current_version",
     )
+
+
+_VERSION_COLUMNS = (
+    "trade_id", "version", "action", "account", "book", "counterparty", "instrument", "symbol",
+    "asset_class", "csdr_class", "market", "side", "quantity", "price", "currency", "gross_amount",
+    "fees", "net_amount", "trade_date", "trade_time", "settle_date", "settle_date_computed", "venue",
+    "trader", "payment_type", "ssi_custodian_bic", "ssi_safekeeping_account", "ssi_cash_account",
+    "input_hash", "source_topic", "source_partition", "source_offset", "captured_at",
+)  # fmt: skip
+
+
+def _insert_versions(applied: Sequence[Applied], now: datetime) -> None:
+    copy_insert(
+        TradeVersion._meta.db_table,
+        _VERSION_COLUMNS,
+        (_version_values(a, now) for a in applied),
+        on_conflict="(trade_id, version) DO NOTHING",
+    )
+
+
+def _version_values(applied: Applied, now: datetime) -> tuple[Any, ...]:
+    t, ssi = applied.trade, applied.trade.ssi
+    return (
+        t.trade_id, t.trade_version, t.action, t.account, t.book, t.counterparty, t.instrument,
+        t.symbol, t.asset_class, t.csdr_class, t.market, t.side, t.quantity, t.price, t.currency,
+        t.gross_amount, t.fees, t.net_amount, t.trade_date, t.trade_time, t.settle_date,
+        t.settle_date_computed, t.venue, t.trader, t.payment_type,
+        ssi.custodian_bic if ssi else "", ssi.safekeeping_account if ssi else "",
+        ssi.cash_account if ssi else "", t.input_hash, applied.topic, applied.partition,
+        applied.offset, now,
+    )  # fmt: skip

@@ -10,6 +10,7 @@ only re-read messages, which the transaction then skips — never skip one.
 
 from __future__ import annotations
 
+import cProfile
 import logging
 import os
 import signal
@@ -95,10 +96,18 @@ class StageRunner:
             "consuming",
             extra={"stage": self.stage.name, "group": self.group, "topics": sorted(self.by_topic)},
         )
+        # STREAM_PROFILE=path profiles the loop with cProfile (make bench uses it).
+        profile_path = os.environ.get("STREAM_PROFILE")
+        profiler = cProfile.Profile() if profile_path else None
         try:
+            if profiler:
+                profiler.enable()
             while not self.stopping:
                 self._step()
         finally:
+            if profiler and profile_path:
+                profiler.disable()
+                profiler.dump_stats(profile_path)
             self.consumer.close(autocommit=False)
             self.heartbeat.stop()
             log.info("stopped", extra={"stage": self.stage.name})
@@ -135,7 +144,7 @@ class StageRunner:
             failpoint("after_commit")
             self._commit_to_kafka(outcome)
             self._count(outcome)
-        self.heartbeat.beat(lag=self._lag())
+        self.heartbeat.beat(lag=self._lag(), partitions=len(self.consumer.assignment()))
         close_old_connections()
 
     def _poll(self) -> list[Any]:
@@ -267,6 +276,7 @@ class StageRunner:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+        self.heartbeat.beat(lag=0, partitions=len(assigned), force=True)
         log.info(
             "partitions assigned",
             extra={"stage": self.stage.name, "partitions": str(sorted(assigned))},

@@ -27,7 +27,7 @@ class Heartbeat:
         self.processed += processed
         self.dead_lettered += dead_lettered
 
-    def beat(self, *, lag: int, force: bool = False) -> None:
+    def beat(self, *, lag: int, partitions: int, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < INTERVAL_SECONDS:
             return
@@ -36,11 +36,11 @@ class Heartbeat:
             with connection.cursor() as cursor:
                 cursor.execute(
                     'INSERT INTO streaming_consumerheartbeat (consumer_id, stage, "group", pid, host,'
-                    " started_at, last_seen, processed, dead_lettered, lag)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, now(), %s, %s, %s)"
+                    " started_at, last_seen, processed, dead_lettered, lag, partitions)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s)"
                     " ON CONFLICT (consumer_id) DO UPDATE SET last_seen = now(),"
                     " processed = EXCLUDED.processed, dead_lettered = EXCLUDED.dead_lettered,"
-                    " lag = EXCLUDED.lag, started_at = EXCLUDED.started_at, pid = EXCLUDED.pid",
+                    " lag = EXCLUDED.lag, partitions = EXCLUDED.partitions, started_at = EXCLUDED.started_at, pid = EXCLUDED.pid",
                     [
                         self.consumer_id,
                         self.stage,
@@ -51,6 +51,7 @@ class Heartbeat:
                         self.processed,
                         self.dead_lettered,
                         lag,
+                        partitions,
                     ],
                 )
         except DatabaseError as error:  # a heartbeat is never worth failing a batch for

@@ -137,6 +137,7 @@ class ConsumerHeartbeat(models.Model):
     processed = models.BigIntegerField(default=0)
     dead_lettered = models.BigIntegerField(default=0)
     lag = models.BigIntegerField(default=0)
+    partitions = models.IntegerField(default=0, help_text="partitions assigned at the last beat")
 
     class Meta:
         constraints = [

@@ -132,6 +132,8 @@ class Registry:
         if version > latest:
             raise SchemaError(f"{name} v{version} is newer than this consumer knows (v{latest})")
         self.validate(name, version, payload)
+        if version == latest:
+            return dict(payload)
         while version < latest:
             upcaster = self.upcaster(name, version)
             if upcaster is None:
