@@ -3,7 +3,12 @@
 # Usage: scripts/services.sh start|stop|status [--cluster 3]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PGDATA="$VAR_DIR/pgdata"
+PGDATA="${PGDATA:-$VAR_DIR/pgdata}"
+# initdb runs as the postgres user (it refuses root): when that user cannot reach the checkout
+# (a clone under /root, say), keep the cluster in a folder of its own, named after the checkout.
+if [[ "$(id -u)" == 0 ]] && ! runuser -u postgres -- test -x "$VAR_DIR" 2>/dev/null; then
+  PGDATA="/var/lib/postgresql/backoffice-$(echo "$ROOT" | sha256sum | cut -c1-12)"
+fi
 PG_LOG="$LOG_DIR/postgres.log"
 REDIS_PID="$RUN_DIR/redis.pid"
 
@@ -16,7 +21,7 @@ pg_start() {
   if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
     info "PostgreSQL: initialising a cluster in $PGDATA"
     mkdir -p "$PGDATA"
-    [[ "$(id -u)" == 0 ]] && chown postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
+    if [[ "$(id -u)" == 0 ]]; then chown postgres:postgres "$PGDATA"; chmod 700 "$PGDATA"; fi
     as_pg "$bin/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1 \
       || die "initdb failed: see $LOG_DIR/initdb.log"
     cat >> "$PGDATA/postgresql.conf" <<CONF
@@ -35,7 +40,11 @@ CONF
   if as_pg "$bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     info "PostgreSQL: already running on 127.0.0.1:$PG_PORT"
   else
-    touch "$PG_LOG"; [[ "$(id -u)" == 0 ]] && chown postgres:postgres "$PG_LOG"
+    if [[ "$(id -u)" == 0 ]] && ! runuser -u postgres -- test -w "$LOG_DIR" 2>/dev/null; then
+      PG_LOG="$PGDATA/postgres.log"
+    fi
+    touch "$PG_LOG" 2>/dev/null || true
+    if [[ "$(id -u)" == 0 ]]; then chown postgres:postgres "$PG_LOG"; fi
     as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start >/dev/null \
       || die "PostgreSQL did not start: see $PG_LOG"
     info "PostgreSQL: up on 127.0.0.1:$PG_PORT"
