@@ -28,7 +28,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from backoffice.streaming import metrics, topics
+from backoffice.streaming import metrics, otel, topics
 from backoffice.streaming.envelope import DecodeError, Subscription, decode
 from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
@@ -91,6 +91,7 @@ class StageRunner:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        otel.setup(self.stage.name)
         self.consumer = self._connect()
         log.info(
             "consuming",
@@ -110,6 +111,7 @@ class StageRunner:
                 profiler.dump_stats(profile_path)
             self.consumer.close(autocommit=False)
             self.heartbeat.stop()
+            otel.shutdown()
             log.info("stopped", extra={"stage": self.stage.name})
 
     def _connect(self) -> KafkaConsumer:
@@ -136,9 +138,10 @@ class StageRunner:
         raw = self._poll()
         if raw:
             failpoint("after_poll")
-            records = [self._decode(r) for r in raw]
+            records, spans = self._traced([self._decode(r) for r in raw])
             started = time.monotonic()
             outcome = self._apply_with_retry(records)
+            otel.end_spans(spans)
             metrics.BATCH_LATENCY.labels(self.stage.name).observe(time.monotonic() - started)
             metrics.BATCH_SIZE.labels(self.stage.name).observe(len(records))
             failpoint("after_commit")
@@ -173,6 +176,17 @@ class StageRunner:
             if time.monotonic() >= deadline:
                 break
         return batch
+
+    def _traced(self, records: list[Record]) -> tuple[list[Record], list[Any]]:
+        """Records whose sampled messages now carry their processing span's context."""
+        decoded = [r.message for r in records if r.message is not None]
+        traced, spans = otel.start_spans(self.stage.name, decoded)
+        if not spans:
+            return records, spans
+        replacement = iter(traced)
+        return [
+            replace(r, message=next(replacement)) if r.message is not None else r for r in records
+        ], spans
 
     def _decode(self, raw: Any) -> Record:
         subscription = self.by_topic[raw.topic]
@@ -236,9 +250,17 @@ class StageRunner:
                 return _merge([self._apply_with_retry([r]) for r in records])
 
     def _dead_letter_failure(self, record: Record, error: Exception) -> BatchOutcome:
+        message = record.message
         log.exception(
             "message dead-lettered after the stage raised",
-            extra={"stage": self.stage.name, "offset": record.offset},
+            extra={
+                "stage": self.stage.name,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "trade_id": message.correlation_id if message else None,
+                "trace_id": message.trace.trace_id if message else None,
+            },
         )
         reason = f"stage {self.stage.name} raised {type(error).__name__}: {error}"
         failed = replace(record, message=None, error=DecodeError(type(error).__name__, reason))

@@ -128,7 +128,8 @@ def encode(
     registry.validate(event.schema, version, payload)
     cause = event.cause
     correlation = event.correlation_id or (cause.correlation_id if cause else None)
-    trace = cause.trace.child() if cause else new_trace()
+    # The runtime gave a sampled cause its own span's context: the event's traceparent is that span.
+    trace = cause.trace if cause else new_trace()
     envelope = {
         "event_id": str(event_id),
         "schema": event.schema,

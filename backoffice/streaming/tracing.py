@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,8 +26,13 @@ class TraceContext:
         return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
 
 
+_SAMPLE_RATIO = float(os.environ.get("TRACE_SAMPLE_RATIO", "0.01"))
+
+
 def new_trace() -> TraceContext:
-    return TraceContext(secrets.token_hex(16), secrets.token_hex(8))
+    """A new trace, sampled (flags 01) with probability TRACE_SAMPLE_RATIO."""
+    sampled = _SAMPLE_RATIO >= 1 or (_SAMPLE_RATIO > 0 and random.random() < _SAMPLE_RATIO)
+    return TraceContext(secrets.token_hex(16), secrets.token_hex(8), "01" if sampled else "00")
 
 
 def parse_traceparent(value: bytes | str | None) -> TraceContext | None:
