@@ -113,3 +113,17 @@ def kafka_end_offsets(topic: str) -> int:
     from backoffice.streaming.kafka_admin import end_offsets
 
     return sum(end_offsets([topic]).values())
+
+
+def test_consumers_joining_and_leaving_mid_stream_apply_everything_once(processes, kafka_producer):
+    publish(kafka_producer, 2000)
+    first = processes.start(*PROBE, env=SMALL_BATCHES, name="probe-1")
+    wait_until(lambda: effect_stats()[0] >= 200, what="the first consumer under way")
+    second = processes.start(*PROBE, env=SMALL_BATCHES, name="probe-2")  # a rebalance mid-stream
+    wait_until(lambda: effect_stats()[0] >= 800, what="both consumers under way")
+    first.send_signal(signal.SIGTERM)  # another rebalance: the leaver finishes its batch first
+    assert first.wait(timeout=60) == 0
+    wait_until(lambda: effect_stats()[0] >= 2000, timeout=120, what="all 2000 applied")
+    assert effect_stats() == (2000, 2000)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=60) == 0
