@@ -27,13 +27,18 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_a_malformed_setting_names_the_variable():
     result = manage("check", STREAM_BATCH_SIZE="lots")
     assert result.returncode == 2
-    assert result.stderr == "configuration error: STREAM_BATCH_SIZE must be a whole number, got 'lots'\n"
+    assert (
+        result.stderr
+        == "configuration error: STREAM_BATCH_SIZE must be a whole number, got 'lots'\n"
+    )
 
 
 def test_a_malformed_database_url_names_the_variable():
     result = manage("check", DATABASE_URL="mysql://localhost/db")
     assert result.returncode == 2
-    assert result.stderr.startswith("configuration error: DATABASE_URL must look like postgresql://")
+    assert result.stderr.startswith(
+        "configuration error: DATABASE_URL must look like postgresql://"
+    )
     assert "Traceback" not in result.stderr
 
 

@@ -6,12 +6,13 @@ only if the action that caused them commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from django.db import transaction
 
-from backoffice.streaming.envelope import Outbound
+from backoffice.streaming.envelope import Encoded, Outbound
 from backoffice.streaming.store import encode_events, insert_outbox
 
 
@@ -22,5 +23,42 @@ def outbox_publish(*, events: Sequence[Outbound], now: datetime, group: str = "s
     action cannot publish it twice.
     """
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("outbox_publish must run inside the transaction of the action it records")
+        raise RuntimeError(
+            "outbox_publish must run inside the transaction of the action it records"
+        )
     insert_outbox(encode_events(group, events, now))
+
+
+def outbox_publish_raw(
+    *,
+    topic: str,
+    key: str | None,
+    value: bytes,
+    event_id: uuid.UUID,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Enqueue ``value`` exactly as given, for a topic read without an envelope (trades.executed).
+
+    Validating ``value`` is the caller's job (the inbound topic's consumers validate again). The
+    record carries ``event_id`` as a header, so consumers drop a relay's duplicate copy; must run
+    inside the action's ``transaction.atomic()``, like ``outbox_publish``.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(
+            "outbox_publish_raw must run inside the transaction of the action it records"
+        )
+    insert_outbox(
+        [
+            Encoded(
+                topic=topic,
+                key=key.encode() if key is not None else None,
+                value=value,
+                headers={
+                    "content-type": "application/json",
+                    **(headers or {}),
+                    "event_id": str(event_id),
+                },
+                event_id=event_id,
+            )
+        ]
+    )

@@ -1,0 +1,276 @@
+"""Reads: what the compliance stage loads per batch, and what the API and admin show.
+
+The batch loaders run one query per kind of thing for the whole batch, whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from django.db.models import Case, F, Q, QuerySet, Sum, When
+
+from backoffice.streaming.envelope import Message
+from compliance.batch import OPEN, BatchInput, RuleRow, widest_window
+from compliance.facts import Reference, parse_time
+from compliance.ledger import CANCELLED, LIVE, REJECTED, LastPrice, Ledger, TradeState
+from compliance.models import (
+    ComplianceException,
+    ComplianceRule,
+    ComplianceTrade,
+    ExceptionProposal,
+    ReferencePrice,
+    RestrictedInstrument,
+    RuleEvaluation,
+)
+from compliance.rules import REGISTRY, RecentTrade, RuleConfig
+from trades.selectors import fx_rates_on, reference_snapshot
+
+BAD_PARAMS = "<params must be an object of name: value>"
+
+
+def rule_config(
+    *,
+    code: str,
+    enabled: bool,
+    threshold: Decimal | None,
+    params: Any,
+    scope_books: Iterable[str],
+    scope_accounts: Iterable[str],
+    scope_instruments: Iterable[str],
+) -> RuleConfig:
+    """A rule row's fields as the pure engine's ``RuleConfig``.
+
+    Parameter values are compared as text; a ``params`` that is not an object becomes an unknown
+    parameter, so the row fails closed with a detail saying what is wrong.
+    """
+    if isinstance(params, Mapping):
+        parsed = {str(k): str(v) for k, v in params.items()}
+    else:
+        parsed = {BAD_PARAMS: ""}
+    return RuleConfig(
+        code=code,
+        enabled=enabled,
+        threshold=threshold,
+        params=MappingProxyType(parsed),
+        scope_books=frozenset(scope_books),
+        scope_accounts=frozenset(scope_accounts),
+        scope_instruments=frozenset(scope_instruments),
+    )
+
+
+def rule_rows() -> list[RuleRow]:
+    """Every rule row in registry order, then by id (disabled ones included)."""
+    rank = {code: n for n, code in enumerate(REGISTRY)}
+    rows = [
+        RuleRow(
+            rule_id=rule.pk,
+            config=rule_config(
+                code=rule.code,
+                enabled=rule.enabled,
+                threshold=rule.threshold,
+                params=rule.params,
+                scope_books=rule.scope_books,
+                scope_accounts=rule.scope_accounts,
+                scope_instruments=rule.scope_instruments,
+            ),
+        )
+        for rule in ComplianceRule.objects.all()
+    ]
+    return sorted(rows, key=lambda r: (rank.get(r.config.code, len(rank)), r.rule_id))
+
+
+def restricted_isins() -> frozenset[str]:
+    return frozenset(RestrictedInstrument.objects.values_list("isin", flat=True))
+
+
+def batch_reference(trade_dates: Iterable[date]) -> Reference:
+    """Reference data for a batch: one snapshot and one FX query per distinct trade date."""
+    snapshot = reference_snapshot()
+    return Reference(
+        instrument_status={isin: i.status for isin, i in snapshot.instruments.items()},
+        calendars=snapshot.calendars,
+        credit_limits={code: c.credit_limit for code, c in snapshot.counterparties.items()},
+        fx={day: fx_rates_on(day) for day in set(trade_dates)},
+    )
+
+
+def batch_input(messages: Sequence[Message]) -> BatchInput:
+    """Everything ``compliance.batch.process`` needs for ``messages``, in a fixed set of queries.
+
+    The batch's trade rows are locked first (``FOR UPDATE``, in trade_id order): a four-eyes
+    confirmation locks its trade row too, so a decision and a newer version of the same trade
+    are applied one after the other, never interleaved.
+    """
+    payloads = [m.payload for m in messages]
+    rules = rule_rows()
+    trade_ids = sorted({p["trade_id"] for p in payloads})
+    states = _locked_states(trade_ids)
+    ledger = Ledger(
+        states=states,
+        day_totals=_day_totals(payloads, trade_ids),
+        exposures=_exposures(payloads, trade_ids),
+        recent=_recent(payloads, trade_ids, widest_window(rules)),
+        last_prices=_last_prices({p["instrument"] for p in payloads}),
+    )
+    open_exceptions = dict(
+        ComplianceException.objects.filter(trade_id__in=trade_ids, status=OPEN).values_list(
+            "trade_id", "id"
+        )
+    )
+    return BatchInput(
+        ledger=ledger,
+        rules=rules,
+        reference=batch_reference(date.fromisoformat(p["trade_date"]) for p in payloads),
+        restricted=restricted_isins(),
+        open_exceptions=open_exceptions,
+    )
+
+
+def trade_state(row: ComplianceTrade) -> TradeState:
+    return TradeState(
+        trade_id=row.trade_id,
+        version=row.version,
+        action=row.action,
+        account=row.account,
+        book=row.book,
+        counterparty=row.counterparty,
+        instrument=row.instrument,
+        side=row.side,
+        quantity=row.quantity,
+        price=row.price,
+        currency=row.currency,
+        notional_base=row.notional_base,
+        trade_time=row.trade_time,
+        trade_date=row.trade_date,
+        settle_date=row.settle_date,
+        status=row.status,
+        validated_version=row.validated_version,
+        validated_counterparty=row.validated_counterparty,
+        validated_notional_base=row.validated_notional_base,
+        validated_settle_date=row.validated_settle_date,
+    )
+
+
+def _locked_states(trade_ids: list[str]) -> list[TradeState]:
+    rows = (
+        ComplianceTrade.objects.select_for_update()
+        .filter(trade_id__in=trade_ids)
+        .order_by("trade_id")
+    )
+    return [trade_state(row) for row in rows]
+
+
+def _day_totals(
+    payloads: Sequence[Mapping[str, Any]], trade_ids: list[str]
+) -> dict[tuple[str, date], Decimal]:
+    # Mirrors ledger.day_contribution for the trades outside the batch.
+    rows = (
+        ComplianceTrade.objects.filter(
+            account__in={p["account"] for p in payloads},
+            trade_date__in={p["trade_date"] for p in payloads},
+        )
+        .filter(Q(status__in=LIVE) | Q(status=REJECTED, validated_version__isnull=False))
+        .exclude(trade_id__in=trade_ids)
+        .values("account", "trade_date")
+        .annotate(
+            total=Sum(
+                Case(
+                    When(status=REJECTED, then=F("validated_notional_base")),
+                    default=F("notional_base"),
+                )
+            )
+        )
+    )
+    return {(r["account"], r["trade_date"]): r["total"] for r in rows}
+
+
+def _exposures(
+    payloads: Sequence[Mapping[str, Any]], trade_ids: list[str]
+) -> list[tuple[str, date, Decimal]]:
+    # Mirrors ledger.exposure_contribution; only what is unsettled on the earliest trade date.
+    earliest = min(p["trade_date"] for p in payloads)
+    rows = (
+        ComplianceTrade.objects.filter(
+            validated_counterparty__in={p["counterparty"] for p in payloads},
+            validated_version__isnull=False,
+            validated_settle_date__gte=earliest,
+        )
+        .exclude(status=CANCELLED)
+        .exclude(trade_id__in=trade_ids)
+        .values("validated_counterparty", "validated_settle_date")
+        .annotate(total=Sum("validated_notional_base"))
+    )
+    return [(r["validated_counterparty"], r["validated_settle_date"], r["total"]) for r in rows]
+
+
+def _recent(
+    payloads: Sequence[Mapping[str, Any]], trade_ids: list[str], window: timedelta
+) -> list[tuple[str, str, RecentTrade]]:
+    if not window:
+        return []
+    pairs = {(p["account"], p["instrument"]) for p in payloads}
+    times = [parse_time(p["trade_time"]) for p in payloads]
+    rows = (
+        ComplianceTrade.objects.filter(
+            account__in={a for a, _ in pairs},
+            instrument__in={i for _, i in pairs},
+            trade_time__range=(min(times) - window, max(times) + window),
+            status__in=LIVE,
+        )
+        .exclude(trade_id__in=trade_ids)
+        .values_list("account", "instrument", "trade_id", "side", "quantity", "price", "trade_time")
+    )
+    return [
+        (account, isin, RecentTrade(trade_id, side, quantity, price, at))
+        for account, isin, trade_id, side, quantity, price, at in rows
+        if (account, isin) in pairs
+    ]
+
+
+def _last_prices(isins: set[str]) -> dict[str, LastPrice]:
+    rows = ReferencePrice.objects.filter(isin__in=isins).values_list(
+        "isin", "price", "currency", "as_of"
+    )
+    return {isin: LastPrice(price, currency, as_of) for isin, price, currency, as_of in rows}
+
+
+# -- the exception queue (API) ---------------------------------------------------------------
+
+
+def exception_list(
+    *, status: str | None = None, account: str | None = None, book: str | None = None
+) -> QuerySet[ComplianceException]:
+    """Exceptions, newest first, optionally filtered by status, account and book."""
+    queryset = ComplianceException.objects.all()
+    if status:
+        queryset = queryset.filter(status=status)
+    if account:
+        queryset = queryset.filter(account=account)
+    if book:
+        queryset = queryset.filter(book=book)
+    return queryset.order_by("-created_at", "-id")
+
+
+def exception_get(exception_id: int) -> ComplianceException | None:
+    return ComplianceException.objects.filter(pk=exception_id).first()
+
+
+def exception_evaluations(exception: ComplianceException) -> QuerySet[RuleEvaluation]:
+    """The verdicts of every rule on the exception's trade version."""
+    return RuleEvaluation.objects.filter(
+        trade_id=exception.trade_id, trade_version=exception.trade_version
+    ).order_by("id")
+
+
+def exception_proposals(exception: ComplianceException) -> QuerySet[ExceptionProposal]:
+    return ExceptionProposal.objects.filter(exception=exception).order_by("proposed_at", "id")
+
+
+def active_proposal(exception_id: int) -> ExceptionProposal | None:
+    return ExceptionProposal.objects.filter(
+        exception_id=exception_id, status=ExceptionProposal.Status.ACTIVE
+    ).first()

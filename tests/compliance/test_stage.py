@@ -1,0 +1,414 @@
+"""The compliance stage against the real database, through the runtime's batch transaction."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from backoffice.audit.models import AuditEntry
+from backoffice.streaming import topics
+from backoffice.streaming.envelope import Subscription, decode
+from backoffice.streaming.models import DeadLetter
+from backoffice.streaming.schemas import registry
+from backoffice.streaming.store import Record, apply_batch
+from compliance.ledger import STATUSES
+from compliance.models import (
+    ComplianceException,
+    ComplianceRule,
+    ComplianceTrade,
+    ExceptionProposal,
+    ReferencePrice,
+    RestrictedInstrument,
+    RuleEvaluation,
+)
+from compliance.rules import REGISTRY
+from compliance.services import exception_propose
+from compliance.stage import TRADE_COLUMNS
+from tests.compliance.conftest import (
+    AAPL,
+    MSFT,
+    NOW,
+    SAP,
+    captured,
+    events,
+    rejected,
+    sap,
+    validated,
+)
+from trades.stage import handle_capture
+
+PASSED = {"outcome": "PASSED", "exception_id": None, "approved_by": None, "override_reason": None}
+
+
+def restrict(isin: str = AAPL) -> None:
+    RestrictedInstrument.objects.create(
+        isin=isin, reason="MNPI", added_by="compliance", added_at=NOW
+    )
+
+
+def test_a_trade_that_passes_every_rule_is_validated_with_outcome_passed(feed):
+    outcome = feed(captured())
+
+    assert outcome.emitted == 1
+    [event] = validated()
+    assert event["compliance"] == PASSED
+    assert {k: v for k, v in event.items() if k != "compliance"} == captured()
+    trade = ComplianceTrade.objects.get()
+    assert (trade.status, trade.version, trade.validated_version) == ("VALIDATED", 1, 1)
+    assert trade.notional_base == Decimal("23140")
+    codes = list(RuleEvaluation.objects.order_by("id").values_list("code", flat=True))
+    assert codes == list(REGISTRY)  # every default rule ran, in registry order
+    assert RuleEvaluation.objects.filter(passed=False).count() == 0
+    assert not ComplianceException.objects.exists()
+
+
+def test_a_failing_trade_waits_in_an_open_exception_and_nothing_is_emitted(feed):
+    restrict()
+    outcome = feed(captured())
+
+    assert outcome.emitted == 0
+    exception = ComplianceException.objects.get()
+    assert (exception.status, exception.trade_id, exception.trade_version) == ("OPEN", "T1", 1)
+    assert exception.failed_rules == ["RESTRICTED_LIST"]
+    assert exception.payload == captured()
+    assert (exception.account, exception.book) == ("ACC-0001", "EQ-US")
+    assert ComplianceTrade.objects.get().status == "WAITING"
+    failed = RuleEvaluation.objects.get(passed=False)
+    assert failed.detail == f"instrument {AAPL} is on the restricted list"
+
+
+def test_the_notional_of_a_euro_trade_is_converted_to_usd_for_the_limits(feed):
+    ComplianceRule.objects.filter(code="MAX_NOTIONAL_TRADE").update(threshold=Decimal("20000"))
+    feed(sap(quantity="100", price="200.00"))  # 20,000 EUR at EUR/USD 1.1 or so
+
+    trade = ComplianceTrade.objects.get()
+    assert trade.notional_base > Decimal("20000")
+    failed = RuleEvaluation.objects.get(passed=False)
+    assert failed.code == "MAX_NOTIONAL_TRADE"
+    assert failed.detail.endswith("exceeds the per-trade limit 20,000.00 USD")
+
+
+def test_a_settle_date_on_a_holiday_fails_non_business_settle_date(feed):
+    feed(captured(settle_date="2026-11-26"))  # Thanksgiving
+
+    failed = RuleEvaluation.objects.get(passed=False)
+    assert failed.detail == "settle date 2026-11-26 (Thursday) is not a business day"
+
+
+def test_an_unknown_instrument_is_dead_lettered_with_the_reason(feed):
+    feed(captured(instrument="US0000000002"))
+
+    letter = DeadLetter.objects.get()
+    assert letter.error_class == "UnknownInstrument"
+    assert letter.reason == "instrument US0000000002 is not in the reference data"
+    assert not ComplianceTrade.objects.exists()
+
+
+def test_the_account_day_total_excludes_earlier_versions_of_the_same_trade(feed):
+    ComplianceRule.objects.filter(code="MAX_NOTIONAL_ACCOUNT_DAY").update(
+        threshold=Decimal("50000")
+    )
+    msft: dict[str, Any] = {"instrument": MSFT, "symbol": "MSFT", "price": "400.00"}
+    feed(captured("T1", quantity="100", price="200.00"))  # 20,000
+    feed(captured("T2", quantity="50", **msft))  # 40,000 so far
+    feed(captured("T2", 2, quantity="75", **msft))  # 50,000 with v1 left out: at the limit
+
+    assert ComplianceTrade.objects.get(trade_id="T2").status == "VALIDATED"
+    detail = RuleEvaluation.objects.get(
+        trade_id="T2", trade_version=2, code="MAX_NOTIONAL_ACCOUNT_DAY"
+    ).detail
+    assert detail.startswith("account ACC-0001 notional today 50,000.00 USD (20,000.00 USD already")
+
+
+def test_a_duplicate_later_in_the_same_batch_is_caught(feed):
+    feed(
+        captured("T1"),
+        captured("T2", trade_time="2026-11-25T15:00:30Z"),
+    )
+
+    assert [e["trade_id"] for e in validated()] == ["T1"]
+    exception = ComplianceException.objects.get()
+    assert (exception.trade_id, exception.failed_rules) == ("T2", ["SUSPECTED_DUPLICATE"])
+
+
+def test_a_wash_trade_against_a_trade_of_an_earlier_batch_is_caught(feed):
+    feed(captured("T1", side="BUY"))
+    feed(captured("T2", side="SELL", quantity="40", trade_time="2026-11-25T15:04:00Z"))
+
+    exception = ComplianceException.objects.get()
+    assert exception.failed_rules == ["WASH_TRADE"]
+
+
+def test_a_passed_trade_sets_the_reference_price_and_a_far_price_then_fails_fat_finger(feed):
+    feed(captured("T1", price="100.00"))
+    feed(captured("T2", price="110.00", quantity="7", trade_time="2026-11-25T15:30:00Z"))
+
+    price = ReferencePrice.objects.get(isin=AAPL)
+    assert (price.price, price.source) == (Decimal("100.00"), "TRADE")
+    failed = RuleEvaluation.objects.get(trade_id="T2", passed=False)
+    assert failed.code == "FAT_FINGER"
+    assert failed.detail == (
+        "price 110.00 is 10.00 % away from the last price 100.00, beyond the tolerance of 5.00 %"
+    )
+
+
+def test_an_older_reference_price_never_overwrites_a_newer_one(feed):
+    feed(captured("T1", price="100.00", trade_time="2026-11-25T15:30:00Z"))
+    feed(captured("T2", price="101.00", quantity="3", trade_time="2026-11-25T15:00:00Z"))
+
+    assert ReferencePrice.objects.get(isin=AAPL).price == Decimal("100.00")
+
+
+def test_credit_exposure_counts_validated_unsettled_trades_of_the_counterparty(feed):
+    ComplianceRule.objects.filter(code="MAX_NOTIONAL_TRADE").update(threshold=Decimal("1E12"))
+    ComplianceRule.objects.filter(code="MAX_NOTIONAL_ACCOUNT_DAY").update(threshold=Decimal("1E12"))
+    # CP-MERI has a 75,000,000 USD limit.
+    feed(captured("T1", counterparty="CP-MERI", quantity="300000", price="200.00"))  # 60m
+    feed(
+        captured(
+            "T2",
+            counterparty="CP-MERI",
+            quantity="100000",
+            price="200.00",
+            account="ACC-0002",
+            trade_time="2026-11-25T15:20:00Z",
+        )
+    )  # +20m
+
+    exception = ComplianceException.objects.get()
+    assert (exception.trade_id, exception.failed_rules) == ("T2", ["CREDIT_LIMIT"])
+    detail = RuleEvaluation.objects.get(trade_id="T2", code="CREDIT_LIMIT").detail
+    assert detail.startswith("counterparty CP-MERI exposure 80,000,000.00 USD after this trade")
+
+
+def test_settled_trades_no_longer_count_towards_exposure(feed):
+    ComplianceRule.objects.filter(
+        code__in=["MAX_NOTIONAL_TRADE", "MAX_NOTIONAL_ACCOUNT_DAY"]
+    ).update(threshold=Decimal("1E12"))
+    feed(
+        captured(
+            "T1",
+            counterparty="CP-MERI",
+            quantity="300000",
+            price="200.00",
+            trade_date="2026-11-20",
+            trade_time="2026-11-20T15:00:00Z",
+            settle_date="2026-11-23",
+        )
+    )
+    feed(captured("T2", counterparty="CP-MERI", quantity="300000", price="200.00"))
+
+    assert ComplianceTrade.objects.get(trade_id="T2").status == "VALIDATED"
+
+
+def test_a_stale_or_repeated_version_is_ignored(feed):
+    feed(captured("T1", 2, quantity="50"))
+    feed(captured("T1", 1), captured("T1", 2, quantity="50"))
+
+    assert [e["trade_version"] for e in validated()] == [2]
+    assert RuleEvaluation.objects.filter(trade_version=1).count() == 0
+
+
+def test_amending_a_waiting_trade_supersedes_the_exception_and_invalidates_its_proposal(
+    feed, analyst
+):
+    restrict()
+    feed(captured("T1"))
+    exception = ComplianceException.objects.get()
+    proposal = exception_propose(
+        exception_id=exception.pk, actor=analyst, action="APPROVE", reason="client order", now=NOW
+    )
+    RestrictedInstrument.objects.all().delete()
+
+    feed(captured("T1", 2, quantity="90"))
+
+    exception.refresh_from_db()
+    proposal.refresh_from_db()
+    assert (exception.status, exception.resolved_at) == ("SUPERSEDED", NOW)
+    assert (proposal.status, proposal.resolved_by_name) == ("INVALIDATED", "system")
+    assert [(e["trade_version"], e["action"]) for e in validated()] == [(2, "AMEND")]
+    entries = AuditEntry.objects.filter(actor_name="system").order_by("id")
+    assert [e.action for e in entries] == [
+        "compliance.exception.superseded",
+        "compliance.exception.proposal_invalidated",
+    ]
+    assert entries[0].reason == "trade T1 was amended to version 2"
+
+
+def test_a_failing_amend_of_a_validated_trade_waits_and_the_old_version_stays_in_force(feed):
+    feed(captured("T1"))
+    restrict()
+    feed(captured("T1", 2, quantity="90"))
+
+    trade = ComplianceTrade.objects.get()
+    assert (trade.status, trade.version, trade.validated_version) == ("WAITING", 2, 1)
+    assert [e["trade_version"] for e in validated()] == [1]
+    assert ComplianceException.objects.get().trade_version == 2
+
+
+def test_cancelling_a_validated_trade_emits_a_cancel(feed):
+    feed(captured("T1"))
+    feed(captured("T1", 2, "CANCEL"))
+
+    assert [(e["trade_version"], e["action"]) for e in validated()] == [(1, "NEW"), (2, "CANCEL")]
+    assert validated()[1]["compliance"] == PASSED
+    assert ComplianceTrade.objects.get().status == "CANCELLED"
+    assert RuleEvaluation.objects.filter(trade_version=2).count() == 0  # cancels are not judged
+
+
+def test_cancelling_a_waiting_trade_cancels_its_exception_and_emits_nothing(feed):
+    restrict()
+    feed(captured("T1"))
+    feed(captured("T1", 2, "CANCEL"))
+
+    assert validated() == []
+    assert ComplianceException.objects.get().status == "CANCELLED"
+    assert ComplianceTrade.objects.get().status == "CANCELLED"
+
+
+def test_cancelling_a_trade_with_a_waiting_amend_cancels_the_exception_and_emits_a_cancel(feed):
+    feed(captured("T1"))
+    restrict()
+    feed(captured("T1", 2, quantity="90"))
+    feed(captured("T1", 3, "CANCEL"))
+
+    assert [(e["trade_version"], e["action"]) for e in validated()] == [(1, "NEW"), (3, "CANCEL")]
+    assert ComplianceException.objects.get().status == "CANCELLED"
+
+
+def test_a_cancel_of_an_unknown_trade_is_recorded_and_a_late_new_is_stale(feed):
+    feed(captured("T1", 2, "CANCEL"))
+    feed(captured("T1", 1))
+
+    assert validated() == []
+    trade = ComplianceTrade.objects.get()
+    assert (trade.status, trade.version) == ("CANCELLED", 2)
+
+
+def test_a_new_and_its_amend_in_one_batch_leave_one_superseded_exception(feed):
+    restrict()
+    feed(captured("T1"), captured("T1", 2, quantity="90"))
+
+    statuses = sorted(ComplianceException.objects.values_list("trade_version", "status"))
+    assert statuses == [(1, "SUPERSEDED"), (2, "OPEN")]
+    superseded = AuditEntry.objects.get(action="compliance.exception.superseded")
+    assert superseded.reason == "trade T1 was amended to version 2"
+
+
+def test_a_redelivered_batch_changes_nothing(feed):
+    feed(captured("T1"))
+    feed.offset = 0
+    outcome = feed(captured("T1"))
+
+    assert outcome.skipped == 1
+    assert len(validated()) == 1
+
+
+def test_a_rejected_trade_is_not_emitted_by_the_stage(feed):
+    restrict()
+    feed(captured("T1"))
+    assert rejected() == []
+
+
+@pytest.mark.parametrize("params", [{"window_seconds": "soon"}, "not an object"])
+def test_a_misconfigured_rule_fails_trades_closed(feed, params):
+    ComplianceRule.objects.filter(code="WASH_TRADE").update(params=params)
+    feed(captured("T1"))
+
+    failed = RuleEvaluation.objects.get(passed=False)
+    assert failed.code == "WASH_TRADE"
+    assert failed.detail.startswith("rule misconfigured: ")
+    assert not ExceptionProposal.objects.exists()
+
+
+def test_several_rows_of_one_code_each_give_a_verdict(feed):
+    ComplianceRule.objects.create(
+        code="MAX_NOTIONAL_TRADE", threshold=Decimal("1000"), scope_books=["EQ-US"]
+    )
+    feed(captured("T1"))
+
+    verdicts = sorted(
+        RuleEvaluation.objects.filter(code="MAX_NOTIONAL_TRADE").values_list("passed", flat=True)
+    )
+    assert verdicts == [False, True]
+    assert ComplianceException.objects.get().failed_rules == ["MAX_NOTIONAL_TRADE"]
+
+
+def test_statuses_of_the_pure_ledger_match_the_model():
+    assert set(STATUSES) == set(ComplianceTrade.Status.values)
+
+
+def _many(count: int) -> list[dict[str, Any]]:
+    accounts = ["ACC-0001", "ACC-0002", "ACC-0003"]
+    return [
+        captured(
+            f"B{n:05d}",
+            account=accounts[n % 3],
+            quantity=str(10 + n),
+            trade_time=f"2026-11-25T15:{n // 60 % 60:02d}:{n % 60:02d}Z",
+        )
+        for n in range(count)
+    ]
+
+
+def test_a_batch_costs_the_same_number_of_queries_whatever_its_size(feed):
+    small, large = _many(300)[:10], _many(300)[10:]
+    with CaptureQueriesContext(connection) as few:
+        feed(*small)
+    with CaptureQueriesContext(connection) as many:
+        feed(*large)
+
+    assert ComplianceTrade.objects.count() == 300
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_the_trade_state_fields_are_the_trade_table_columns():
+    columns = {f.column for f in ComplianceTrade._meta.concrete_fields} - {"id"}
+    assert set(TRADE_COLUMNS) == columns
+
+
+def test_what_the_capture_stage_emits_is_what_compliance_reads(feed):
+    # The contract between the two stages, checked with the real capture handler.
+    executed = {
+        "trade_id": "C1",
+        "trade_version": 1,
+        "action": "NEW",
+        "account": "ACC-0007",
+        "counterparty": "CP-NRTH",
+        "instrument": SAP,
+        "side": "SELL",
+        "quantity": "100",
+        "price": "228.45",
+        "currency": "EUR",
+        "trade_date": "2026-11-25",
+        "trade_time": "2026-11-25T15:00:00Z",
+        "venue": "XETR",
+        "trader": "jdoe",
+    }
+    value = json.dumps(executed).encode()
+    inbound = Subscription("trades.executed", "trades.executed", enveloped=False)
+    message = decode(
+        subscription=inbound,
+        partition=0,
+        offset=0,
+        key=b"ACC-0007",
+        value=value,
+        headers=[],
+        registry=registry(),
+    )
+    record = Record("trades.executed", 0, 0, b"ACC-0007", value, [], message=message)
+    apply_batch(
+        stage="capture", group="capture-test", handler=handle_capture, records=[record], now=NOW
+    )
+    [captured_event] = events(topics.TRADES_CAPTURED)
+
+    feed(captured_event["payload"])
+
+    [event] = validated()
+    assert (event["trade_id"], event["compliance"]["outcome"]) == ("C1", "PASSED")
+    assert ComplianceTrade.objects.get().notional_base > Decimal("22845")  # EUR -> USD
