@@ -41,5 +41,9 @@ unit: setup
 bench: setup
 	scripts/bench.sh $(if $(TRADES_BENCH),--trades $(TRADES_BENCH),)
 
+## chaos: seeded faults during a 100,000-trade run; checks zero lost, zero duplicated
+chaos: setup
+	scripts/chaos.sh $(if $(SEED),--seed $(SEED),)
+
 clean: stop
 	rm -rf var

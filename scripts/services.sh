@@ -116,5 +116,12 @@ case "$cmd" in
   start) pg_start; redis_start; "$ROOT/scripts/kafka/kafka.sh" start "$@" ;;
   stop) "$ROOT/scripts/kafka/kafka.sh" stop || true; redis_stop; pg_stop ;;
   status) services_status ;;
-  *) die "usage: scripts/services.sh start|stop|status [--cluster 3]" ;;
+  postgres)  # postgres start|stop|restart: only the database (fault tests restart it)
+    case "${1:-}" in
+      start) pg_start ;;
+      stop) pg_stop ;;
+      restart) pg_stop; pg_start ;;
+      *) die "usage: scripts/services.sh postgres start|stop|restart" ;;
+    esac ;;
+  *) die "usage: scripts/services.sh start|stop|status [--cluster 3] | postgres start|stop|restart" ;;
 esac

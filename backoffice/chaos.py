@@ -1,0 +1,237 @@
+"""The chaos run behind ``make chaos``: a seeded fault schedule while trades flow, then a check of
+the final database against an expectation computed independently from the messages sent.
+
+It runs against its own PostgreSQL cluster and Kafka broker (``scripts/chaos.sh`` sets them up in
+``var/chaos``), because it restarts both. Every fault is in ``FAULTS``; the schedule is a pure
+function of the seed, so a failing run is replayed with ``--seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backoffice.config import BASE_DIR
+
+FAULTS = (
+    "kill9",
+    "zombie",
+    "broker_restart",
+    "postgres_restart",
+    "terminate_connections",
+    "rebalance_storm",
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float  # seconds after the first trade is published
+    kind: str
+    target: str = ""
+
+
+def schedule(seed: int, *, window: float, processes: list[str], kills: int = 20) -> list[Fault]:
+    """The faults of a run, in time order: a pure function of the seed."""
+    rng = random.Random(seed)
+    faults = [
+        Fault(rng.uniform(0.05, 0.95) * window, "kill9", rng.choice(processes))
+        for _ in range(kills)
+    ]
+    consumers = [p for p in processes if p != "relay"]
+    faults += [
+        Fault(rng.uniform(0.1, 0.9) * window, "zombie", rng.choice(consumers)),
+        Fault(rng.uniform(0.2, 0.8) * window, "broker_restart"),
+        Fault(rng.uniform(0.2, 0.8) * window, "postgres_restart"),
+        Fault(rng.uniform(0.1, 0.9) * window, "terminate_connections"),
+        Fault(rng.uniform(0.1, 0.9) * window, "terminate_connections"),
+        Fault(rng.uniform(0.1, 0.9) * window, "rebalance_storm", rng.choice(consumers)),
+    ]
+    return sorted(faults, key=lambda f: f.at)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What was published, as the simulator labelled it (the independent expectation's input)."""
+
+    key: bytes
+    value: bytes
+    kind: str
+    duplicate: bool = False
+
+
+@dataclass
+class Expectation:
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # trade_id -> (version, status)
+    versions: int = 0
+    evaluated_versions: int = 0  # NEW and AMEND versions: compliance evaluates each once
+    dead_letters: int = 0
+    duplicates: int = 0
+
+
+def expect(sent: Iterable[Sent]) -> Expectation:
+    """Capture's outcome computed from the sent messages alone (no platform code involved).
+
+    The simulator amends and cancels only live trades and keeps each trade on its account's key,
+    so every valid version arrives in order and is captured; a resent copy is refused as a
+    duplicate; malformed and invalid messages are dead-lettered.
+    """
+    expected = Expectation()
+    for message in sent:
+        if message.duplicate:
+            expected.duplicates += 1
+            continue
+        if message.kind in ("MALFORMED", "INVALID"):
+            expected.dead_letters += 1
+            continue
+        payload = json.loads(message.value)
+        expected.versions += 1
+        expected.evaluated_versions += payload["action"] != "CANCEL"
+        status = "CANCELLED" if payload["action"] == "CANCEL" else "LIVE"
+        held = expected.heads.get(payload["trade_id"])
+        if held is None or payload["trade_version"] > held[0]:
+            expected.heads[payload["trade_id"]] = (payload["trade_version"], status)
+    return expected
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def compare(
+    expected: Expectation,
+    actual_heads: dict[str, tuple[int, str]],
+    versions: int,
+    duplicate_versions: int,
+    dead_letters: int,
+    refusals: Counter[str],
+) -> list[Check]:
+    """The pass/fail table: each line says what was expected and what the database holds."""
+    missing = set(expected.heads) - set(actual_heads)
+    extra = set(actual_heads) - set(expected.heads)
+    wrong = {
+        t for t in set(expected.heads) & set(actual_heads) if expected.heads[t] != actual_heads[t]
+    }
+    return [
+        Check(
+            "no trade lost",
+            not missing,
+            f"{len(missing)} expected trade(s) missing" + _sample(missing),
+        ),
+        Check("no unexpected trade", not extra, f"{len(extra)} unexpected" + _sample(extra)),
+        Check(
+            "every trade at its final version and status",
+            not wrong,
+            f"{len(wrong)} differ" + _sample(wrong),
+        ),
+        Check(
+            "every version captured once",
+            versions == expected.versions and duplicate_versions == 0,
+            f"expected {expected.versions}, found {versions} ({duplicate_versions} duplicated)",
+        ),
+        Check(
+            "bad messages dead-lettered once",
+            dead_letters == expected.dead_letters,
+            f"expected {expected.dead_letters}, found {dead_letters}",
+        ),
+        Check(
+            "resent copies refused as duplicates",
+            refusals.get("DUPLICATE", 0) == expected.duplicates
+            and sum(refusals.values()) == expected.duplicates,
+            f"expected {expected.duplicates} DUPLICATE, found {dict(refusals)}",
+        ),
+    ]
+
+
+def _sample(ids: set[str]) -> str:
+    return f" (e.g. {', '.join(sorted(ids)[:3])})" if ids else ""
+
+
+class Fleet:
+    """The platform's processes for the run: start, kill -9, stop/continue, scale — and, like a
+    process supervisor, restart any that exits on its own (a consumer started while PostgreSQL is
+    down says so and exits; systemd or the like would start it again).
+    """
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self.supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self.stopping:
+            time.sleep(1)
+            with self.lock:
+                for name, process in list(self.running.items()):
+                    if not self.stopping and process.poll() is not None:
+                        self.restarts[f"{name} (exited {process.returncode})"] += 1
+                        self._start(name)
+
+    def start(self, name: str) -> None:
+        with self.lock:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        command = "relay_outbox" if name == "relay" else f"consume_{name.split('#')[0]}"
+        log = (self.log_dir / f"{name.replace('#', '-')}.log").open("ab")
+        self.running[name] = subprocess.Popen(
+            [sys.executable, str(BASE_DIR / "manage.py"), command],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill9(self, name: str) -> None:
+        with self.lock:
+            process = self.running.get(name)
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            self.restarts[f"{name} (kill -9)"] += 1
+            self._start(name)
+
+    def zombie(self, name: str, seconds: float) -> None:
+        """SIGSTOP past the session timeout (the group moves on), then SIGCONT."""
+        process = self.running[name]
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.kill(process.pid, signal.SIGCONT)
+
+    def scale(self, stage: str, count: int) -> None:
+        with self.lock:
+            for n in range(2, 6):
+                name = f"{stage}#{n}"
+                if n <= count and name not in self.running:
+                    self._start(name)
+                elif n > count and name in self.running:
+                    self.running.pop(name).terminate()
+
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopping = True
+        for process in self.running.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.running.values():
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()

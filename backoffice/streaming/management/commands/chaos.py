@@ -1,0 +1,306 @@
+"""``manage.py chaos``: trades flow while a seeded fault schedule runs; then the final state is checked.
+
+Run it through ``scripts/chaos.sh`` (``make chaos``), which gives it its own PostgreSQL and Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections, connection
+from kafka import KafkaProducer
+
+from backoffice import chaos
+from backoffice.config import BASE_DIR
+from backoffice.streaming import topics
+from backoffice.streaming.command import require_services
+from backoffice.streaming.kafka_admin import ALL_TOPICS, ensure_topics
+from backoffice.streaming.lag import group_lag
+from backoffice.streaming.relay import pg_connect
+from backoffice.streaming.selectors import outbox_backlog
+from trades.selectors import reference_snapshot
+
+LAG_DEADLINE_SECONDS = 60
+
+
+class Command(BaseCommand):
+    help = "Chaos run: faults while trades flow, then zero lost / zero duplicated checks"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--trades", type=int, default=100_000)
+        parser.add_argument("--rate", type=int, default=1500, help="trades published per second")
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--kills", type=int, default=20)
+        parser.add_argument("--docs", default=str(BASE_DIR / "docs" / "reliability.md"))
+        parser.add_argument(
+            "--section", default="single", help="which results block of the docs to rewrite"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        require_services()
+        seed = options["seed"] if options["seed"] is not None else int(time.time()) % 100_000
+        self.stdout.write(f"chaos seed {seed} (replay with --seed {seed})")
+        ensure_topics(ALL_TOPICS)
+        sent = self._messages(seed, options["trades"])
+        stages = [
+            s for s in ("capture", "compliance", "settlement", "reporting") if _has_command(s)
+        ]
+        fleet = chaos.Fleet(self._env(), Path(os.environ.get("VAR_DIR", BASE_DIR / "var")) / "log")
+        for name in ["relay", *stages]:
+            fleet.start(name)
+        window = len(sent) / options["rate"]
+        faults = chaos.schedule(
+            seed, window=window, processes=["relay", *stages], kills=options["kills"]
+        )
+        runner = threading.Thread(target=self._run_faults, args=(faults, fleet), daemon=True)
+        started = time.monotonic()
+        runner.start()
+        try:
+            self._publish(sent, options["rate"])
+            runner.join()
+            last_fault = time.monotonic()
+            caught_up = self._wait_for_lag_zero(last_fault)
+        finally:
+            fleet.stop_all()
+        checks = self._checks(seed, sent, caught_up)
+        self._report(seed, options, checks, fleet, faults, time.monotonic() - started)
+        if not all(c.passed for c in checks):
+            raise CommandError(f"chaos run FAILED (seed {seed})")
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "STREAM_SESSION_TIMEOUT_MS": "6000",
+                "STREAM_MAX_POLL_INTERVAL_MS": "10000",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        return env
+
+    def _messages(self, seed: int, count: int) -> list[chaos.Sent]:
+        from trades.management.commands.produce_trades import (
+            default_start,
+            mean_gap,
+            simulation_reference,
+        )
+        from trades.simulator import SimConfig, TradeSimulator
+
+        snapshot = reference_snapshot()
+        config = SimConfig(
+            seed=seed,
+            start=default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date()),
+            amend_share=0.05,
+            cancel_share=0.02,
+            malformed_share=0.01,
+            invalid_share=0.001,
+            mean_gap=mean_gap(count),
+        )
+        rng = random.Random(f"{seed}/duplicates")
+        sent: list[chaos.Sent] = []
+        resend: list[chaos.Sent] = []
+        for message in TradeSimulator(simulation_reference(snapshot), config).generate(count):
+            sent.append(chaos.Sent(message.key.encode(), message.value, str(message.kind)))
+            if message.kind in ("NEW", "AMEND", "CANCEL") and rng.random() < 0.005:
+                resend.append(
+                    chaos.Sent(
+                        message.key.encode(), message.value, str(message.kind), duplicate=True
+                    )
+                )
+            if resend and rng.random() < 0.01:
+                sent.append(resend.pop(0))  # a copy, later on the same key
+        return sent + resend
+
+    def _publish(self, sent: list[chaos.Sent], rate: int) -> None:
+        producer = KafkaProducer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            acks="all",
+            linger_ms=10,
+            enable_idempotence=True,
+            retries=2**31 - 1,
+            delivery_timeout_ms=600_000,
+        )
+        target = topics.topic(topics.TRADES_EXECUTED)
+        started = time.monotonic()
+        for n, message in enumerate(sent):
+            producer.send(target, key=message.key, value=message.value)
+            ahead = n / rate - (time.monotonic() - started)
+            if ahead > 0.05:
+                time.sleep(ahead)  # pacing the publisher, not synchronising a test
+        producer.flush(timeout=600)
+        producer.close()
+        self.stdout.write(f"published {len(sent)} messages in {time.monotonic() - started:.0f} s")
+
+    def _run_faults(self, faults: list[chaos.Fault], fleet: chaos.Fleet) -> None:
+        started = time.monotonic()
+        for fault in faults:
+            delay = fault.at - (time.monotonic() - started)
+            if delay > 0:
+                time.sleep(delay)
+            self.stdout.write(f"  t={time.monotonic() - started:6.1f}s {fault.kind} {fault.target}")
+            try:
+                self._inject(fault, fleet)
+            except Exception as error:  # a fault that fails to inject is reported, not fatal
+                self.stdout.write(f"    fault {fault.kind} could not be injected: {error}")
+
+    def _inject(self, fault: chaos.Fault, fleet: chaos.Fleet) -> None:
+        scripts = BASE_DIR / "scripts"
+        if fault.kind == "kill9":
+            fleet.kill9(fault.target)
+        elif fault.kind == "zombie":
+            fleet.zombie(fault.target, seconds=12)
+        elif fault.kind == "broker_restart":
+            if "," in ",".join(settings.KAFKA_BOOTSTRAP_SERVERS):
+                subprocess.run(
+                    [str(scripts / "kafka" / "kafka.sh"), "kill-node", "2"],
+                    check=True,
+                    capture_output=True,
+                )
+                time.sleep(5)
+                subprocess.run(
+                    [str(scripts / "kafka" / "kafka.sh"), "start-node", "2"],
+                    check=True,
+                    capture_output=True,
+                )
+            else:
+                subprocess.run(
+                    [str(scripts / "kafka" / "kafka.sh"), "stop"], check=True, capture_output=True
+                )
+                subprocess.run(
+                    [str(scripts / "kafka" / "kafka.sh"), "start"], check=True, capture_output=True
+                )
+        elif fault.kind == "postgres_restart":
+            subprocess.run(
+                [str(scripts / "services.sh"), "postgres", "restart"],
+                check=True,
+                capture_output=True,
+            )
+        elif fault.kind == "terminate_connections":
+            with pg_connect() as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+        elif fault.kind == "rebalance_storm":
+            for count in (3, 1, 3, 1, 2, 1):
+                fleet.scale(fault.target, count)
+                time.sleep(3)
+
+    def _wait_for_lag_zero(self, since: float) -> float | None:
+        """Seconds from the last fault until every group has lag 0 and the outbox is empty."""
+        deadline = since + 900
+        while time.monotonic() < deadline:
+            try:
+                close_old_connections()
+                if (
+                    sum(group_lag(settings.STREAMING.topic_prefix).values()) == 0
+                    and outbox_backlog() == 0
+                ):
+                    return time.monotonic() - since
+            except (psycopg.Error, Exception):  # the database may still be coming back
+                connection.close()
+            time.sleep(1)
+        return None
+
+    def _checks(
+        self, seed: int, sent: list[chaos.Sent], caught_up: float | None
+    ) -> list[chaos.Check]:
+        expected = chaos.expect(sent)
+        prefix = f"SIM{seed}-%"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT trade_id, current_version, status FROM trades_trade WHERE trade_id LIKE %s",
+                [prefix],
+            )
+            heads = {t: (v, s) for t, v, s in cursor.fetchall()}
+            cursor.execute(
+                "SELECT count(*), count(DISTINCT (trade_id, version)) FROM trades_tradeversion WHERE trade_id LIKE %s",
+                [prefix],
+            )
+            versions, distinct = cursor.fetchone() or (0, 0)
+            cursor.execute(
+                "SELECT reason, count(*) FROM trades_traderefusal WHERE trade_id LIKE %s GROUP BY reason",
+                [prefix],
+            )
+            refusals: Counter[str] = Counter(dict(cursor.fetchall()))
+            cursor.execute(
+                'SELECT count(*) FROM streaming_deadletter WHERE "group" = %s',
+                [topics.group("capture")],
+            )
+            dead = (cursor.fetchone() or (0,))[0]
+        checks = chaos.compare(expected, heads, versions, versions - distinct, dead, refusals)
+        if _has_command("compliance"):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(DISTINCT (trade_id, trade_version)), count(*) - count(DISTINCT (trade_id, trade_version, rule_id))"
+                    " FROM compliance_ruleevaluation WHERE trade_id LIKE %s",
+                    [prefix],
+                )
+                evaluated, repeated = cursor.fetchone() or (0, 0)
+            checks.append(
+                chaos.Check(
+                    "compliance evaluated every version once",
+                    evaluated == expected.evaluated_versions and repeated == 0,
+                    f"expected {expected.evaluated_versions}, found {evaluated} ({repeated} repeated)",
+                )
+            )
+        checks.append(
+            chaos.Check(
+                f"lag 0 within {LAG_DEADLINE_SECONDS} s of the last fault",
+                caught_up is not None and caught_up <= LAG_DEADLINE_SECONDS,
+                "never" if caught_up is None else f"{caught_up:.0f} s",
+            )
+        )
+        return checks
+
+    def _report(
+        self,
+        seed: int,
+        options: dict[str, Any],
+        checks: list[chaos.Check],
+        fleet: chaos.Fleet,
+        faults: list[chaos.Fault],
+        seconds: float,
+    ) -> None:
+        kinds = Counter(f.kind for f in faults)
+        lines = [
+            f"seed {seed}, {options['trades']} trades at {options['rate']}/s, {seconds:.0f} s,"
+            f" faults: {', '.join(f'{k} x{n}' for k, n in sorted(kinds.items()))}",
+            f"process restarts: {', '.join(f'{k} x{n}' for k, n in sorted(fleet.restarts.items())) or 'none'}",
+            "",
+            "| check | result | detail |",
+            "|---|---|---|",
+            *[f"| {c.name} | {'PASS' if c.passed else 'FAIL'} | {c.detail} |" for c in checks],
+        ]
+        for line in lines:
+            self.stdout.write(line)
+        path = Path(options["docs"])
+        marker = f"<!-- chaos:{options['section']} -->"
+        text = path.read_text() if path.is_file() else f"# Reliability\n\n{marker}\n{marker}\n"
+        head, _, rest = text.partition(marker)
+        _, _, tail = rest.partition(marker)
+        stamp = f"Last run: {datetime.now(UTC).isoformat(timespec='seconds')} — `make chaos` (`scripts/chaos.sh --seed {seed}` replays it)."
+        path.write_text(
+            head + marker + "\n" + stamp + "\n\n" + "\n".join(lines) + "\n" + marker + tail
+        )
+
+
+def _has_command(stage: str) -> bool:
+    app = {
+        "capture": "trades",
+        "compliance": "compliance",
+        "settlement": "settlement",
+        "reporting": "reporting",
+    }[stage]
+    return (BASE_DIR / app / "management" / "commands" / f"consume_{stage}.py").is_file()
