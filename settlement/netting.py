@@ -21,6 +21,12 @@ with deterministic ids. Only the latest version can be pending. Before anything 
 settled, a change re-issues the full net as a new NET version superseding the pending one (or a
 CANCEL version when it nets to nothing). Once any version has settled, the settled amounts are
 never edited: the new version is a CORRECTING instruction for ``target - settled``.
+
+Partial settlement: a version the custodian settled only in part stays pending for its
+remainder. Callers pass what it settled so far (``partially_settled``); those amounts count as
+settled, and the version's *remaining* amounts are what must equal the residual for nothing to
+be issued. When the key changes, the new version supersedes the remainder (the custodian
+withdraws it) and the partial amounts stay settled.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 
 from backoffice.money import quantize_money, quantize_places
 
@@ -224,9 +231,10 @@ def _net_by_key(obligations: Iterable[Obligation]) -> dict[NettingKey, _Net]:
         # Two versions of one trade means a stale amendment leaked in: it would double count.
         if versions.setdefault(ob.trade_id, ob.trade_version) != ob.trade_version:
             raise ValueError(f"trade {ob.trade_id!r} appears in more than one version")
-        qty[ob.key] += ob.signed_quantity
-        cash[ob.key] += ob.signed_cash
-        ids[ob.key].append(ob.obligation_id)
+        key = ob.key
+        qty[key] += ob.signed_quantity
+        cash[key] += ob.signed_cash
+        ids[key].append(ob.obligation_id)
     return {k: _Net(qty[k], cash[k], tuple(sorted(ids[k]))) for k in ids}
 
 
@@ -260,9 +268,15 @@ def netting_ratio(
     rows = []
     for day in sorted(ob_count.keys() | in_count.keys()):
         o, i = ob_count[day], in_count[day]
-        ratio = quantize_places(Decimal(o) / Decimal(i), RATIO_PLACES) if i else None
-        rows.append(NettingRatio(day, o, i, ratio))
+        rows.append(NettingRatio(day, o, i, ratio_of(o, i)))
     return rows
+
+
+def ratio_of(obligations: int, instructions: int) -> Decimal | None:
+    """Obligations per instruction, 4 places half-even; ``None`` when there is no instruction."""
+    if not instructions:
+        return None
+    return quantize_places(Decimal(obligations) / Decimal(instructions), RATIO_PLACES)
 
 
 @dataclass
@@ -273,8 +287,14 @@ class _Chain:
     any_settled: bool = False
 
 
+Partials = Mapping[str, tuple[Decimal, Decimal]]  # instruction id -> signed (quantity, cash)
+_NO_PARTIALS: Partials = MappingProxyType({})
+
+
 def _chains(
-    instructions: Iterable[Instruction], settled_ids: frozenset[str]
+    instructions: Iterable[Instruction],
+    settled_ids: frozenset[str],
+    partials: Partials = _NO_PARTIALS,
 ) -> dict[NettingKey, _Chain]:
     """Fold the instruction history into per-key state: latest version and settled totals."""
     chains: dict[NettingKey, _Chain] = defaultdict(_Chain)
@@ -286,15 +306,26 @@ def _chains(
         chain = chains[ins.key]
         if chain.latest is None or ins.version > chain.latest.version:
             chain.latest = ins
-        if ins.instruction_id in settled_ids and ins.kind is not InstructionKind.CANCEL:
+        if ins.kind is InstructionKind.CANCEL:
+            continue
+        if ins.instruction_id in settled_ids:
             chain.settled_quantity += ins.net_quantity
             chain.settled_cash += ins.net_cash
+            chain.any_settled = True
+        elif ins.instruction_id in partials:
+            quantity, cash = partials[ins.instruction_id]
+            chain.settled_quantity += quantity
+            chain.settled_cash += cash
             chain.any_settled = True
     return chains
 
 
 def _next_version(
-    key: NettingKey, chain: _Chain, target: _Net, settled_ids: frozenset[str]
+    key: NettingKey,
+    chain: _Chain,
+    target: _Net,
+    settled_ids: frozenset[str],
+    partials: Partials = _NO_PARTIALS,
 ) -> Instruction | None:
     """The instruction (if any) that brings the key from its chain state to ``target``."""
     residual_q = target.quantity - chain.settled_quantity
@@ -308,11 +339,11 @@ def _next_version(
         else None
     )
     flat = residual_q == ZERO and residual_c == ZERO
-    if pending is not None and (
-        (pending.net_quantity, pending.net_cash, pending.obligation_ids)
-        == (residual_q, residual_c, target.obligation_ids)
-    ):
-        return None  # already instructed exactly: idempotent re-run
+    if pending is not None:
+        done_q, done_c = partials.get(pending.instruction_id, (ZERO, ZERO))
+        remaining = (pending.net_quantity - done_q, pending.net_cash - done_c)
+        if (remaining, pending.obligation_ids) == ((residual_q, residual_c), target.obligation_ids):
+            return None  # already instructed exactly: idempotent re-run
     if pending is None and flat:
         return None
     if flat:
@@ -336,24 +367,29 @@ def renet(
     current_obligations: Iterable[Obligation],
     existing_instructions: Sequence[Instruction],
     settled_instruction_ids: Iterable[str],
+    partially_settled: Partials = _NO_PARTIALS,
 ) -> list[Instruction]:
     """Bring every key's instructions in line with the current obligations; return new versions.
 
     ``current_obligations`` is the live snapshot: the latest version of each trade's obligation,
     cancelled trades left out. ``existing_instructions`` is the full history of versions issued
     so far; ``settled_instruction_ids`` those the custodian confirmed settled (ids unknown to the
-    history are ignored). Guarantee: after applying the result, for every key
-    ``settled amounts + the latest pending version == net of current obligations`` exactly;
+    history are ignored); ``partially_settled`` the signed amounts settled so far on versions
+    settled only in part. Guarantee: after applying the result, for every key
+    ``settled amounts + the latest pending version's remainder == net of current obligations``
+    exactly;
     settled versions are never edited (a change after settlement is a CORRECTING version for the
     difference); re-running with the result appended returns ``[]``. Output sorted by key.
     """
     settled = frozenset(settled_instruction_ids)
     targets = _net_by_key(current_obligations)
-    chains = _chains(existing_instructions, settled)
+    chains = _chains(existing_instructions, settled, partially_settled)
     empty = _Net(ZERO, ZERO, ())
     issued = []
     for key in sorted(targets.keys() | chains.keys()):
-        ins = _next_version(key, chains.get(key, _Chain()), targets.get(key, empty), settled)
+        chain = chains.get(key, _Chain())
+        target = targets.get(key, empty)
+        ins = _next_version(key, chain, target, settled, partially_settled)
         if ins is not None:
             issued.append(ins)
     return issued

@@ -1,6 +1,51 @@
 """This app's routes: ``api_urlpatterns`` go under /api/v1/, ``ui_urlpatterns`` under the UI."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-api_urlpatterns: list[URLPattern | URLResolver] = []
+from settlement import api
+
+api_urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "settlement/instructions/",
+        api.InstructionListApi.as_view(),
+        name="settlement-instructions",
+    ),
+    path(
+        "settlement/instructions/<str:instruction_id>/",
+        api.InstructionDetailApi.as_view(),
+        name="settlement-instruction",
+    ),
+    path(
+        "settlement/netting-ratios/",
+        api.NettingRatioApi.as_view(),
+        name="settlement-netting-ratios",
+    ),
+    path("settlement/fails/", api.FailListApi.as_view(), name="settlement-fails"),
+    path("settlement/fails/report/", api.FailsReportApi.as_view(), name="settlement-fails-report"),
+    path("settlement/payments/", api.PaymentListApi.as_view(), name="settlement-payments"),
+    path("settlement/breaks/", api.BreakListApi.as_view(), name="settlement-breaks"),
+    path(
+        "settlement/breaks/<int:break_id>/", api.BreakDetailApi.as_view(), name="settlement-break"
+    ),
+    path(
+        "settlement/breaks/<int:break_id>/assign/",
+        api.BreakAssignApi.as_view(),
+        name="settlement-break-assign",
+    ),
+    path(
+        "settlement/breaks/<int:break_id>/comment/",
+        api.BreakCommentApi.as_view(),
+        name="settlement-break-comment",
+    ),
+    path(
+        "settlement/breaks/<int:break_id>/resolve/",
+        api.BreakResolveApi.as_view(),
+        name="settlement-break-resolve",
+    ),
+    path(
+        "settlement/breaks/<int:break_id>/accept/",
+        api.BreakAcceptApi.as_view(),
+        name="settlement-break-accept",
+    ),
+]
 ui_urlpatterns: list[URLPattern | URLResolver] = []

@@ -431,3 +431,42 @@ def test_key_sort_order_is_total():
     k1 = NettingKey("A", "B", "I", SD, "USD", PaymentType.DVP)
     k2 = NettingKey("A", "B", "I", SD, "USD", PaymentType.FOP)
     assert sorted([k2, k1]) == [k1, k2]
+
+
+# --- partial settlement ------------------------------------------------------------------------
+
+
+def test_a_partially_settled_version_stays_pending_for_its_remainder():
+    # v1 +800 / -8010.00; the custodian settled 400 / -4005.00 of it. Nothing changed: the
+    # remainder (+400 / -4005.00) is still what has to settle, so nothing is issued.
+    v1 = only(net([F1, F2]))
+    partial = {v1.instruction_id: (D("400"), D("-4005.00"))}
+    assert renet([F1, F2], [v1], [], partial) == []
+
+
+def test_amendment_after_a_partial_settlement_corrects_against_what_settled():
+    # Settled so far 400 / -4005.00. T2 amended to 450 @ 10.02 -> target +750 / -7509.00.
+    # Residual = +350 / -3504.00: a CORRECTING v2 replacing v1's remainder.
+    v1 = only(net([F1, F2]))
+    partial = {v1.instruction_id: (D("400"), D("-4005.00"))}
+    v2 = only(renet([F1, F2_V2], [v1], [], partial))
+    assert (v2.kind, v2.supersedes) == (InstructionKind.CORRECTING, v1.instruction_id)
+    assert (v2.net_quantity, v2.net_cash) == (D("350"), D("-3504.00"))
+    assert renet([F1, F2_V2], [v1, v2], [], partial) == []
+    # Both trades cancelled: give back what settled, -400 / +4005.00, replacing v2.
+    v3 = only(renet([], [v1, v2], [], partial))
+    assert (v3.kind, v3.supersedes) == (InstructionKind.CORRECTING, v2.instruction_id)
+    assert (v3.net_quantity, v3.net_cash) == (D("-400"), D("4005.00"))
+
+
+def test_amended_to_exactly_what_partially_settled_withdraws_the_remainder():
+    # Settled 300 / -3000.00 of v1 (+800); trades cut to F1 alone (+300 / -3000.00): residual
+    # zero, so the remainder is cancelled.
+    v1 = only(net([F1, F2]))
+    partial = {v1.instruction_id: (D("300"), D("-3000.00"))}
+    v2 = only(renet([F1], [v1], [], partial))
+    assert (v2.kind, v2.supersedes, v2.net_quantity) == (
+        InstructionKind.CANCEL,
+        v1.instruction_id,
+        D(0),
+    )

@@ -1,0 +1,365 @@
+"""Re-netting chains and instructing their new versions (bulk, per batch).
+
+Each netting key is a chain of instruction versions (``settlement.netting``). After obligations
+or settled amounts change, the affected chains are re-netted together: their obligations and
+history are read in one query each, ``netting.renet`` decides the new versions, which are
+written, released (PENDING -> INSTRUCTED) and returned as the events that send them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+
+from backoffice.streaming import topics
+from backoffice.streaming.envelope import Outbound
+from settlement import netting
+from settlement.models import Instruction
+
+INSTRUCTIONS_SCHEMA = "settlement.instructions"
+EVENT_NAMESPACE = uuid.UUID("0b0c7d52-3c1e-5b7a-9d41-7c3f2a9e8b10")
+
+# Statuses in which a version still has something left to settle.
+LIVE = (
+    Instruction.Status.PENDING,
+    Instruction.Status.INSTRUCTED,
+    Instruction.Status.MATCHED,
+    Instruction.Status.FAILED,
+    Instruction.Status.PARTIALLY_SETTLED,
+)
+
+
+def chain_of(instruction_id: str) -> str:
+    """The chain an instruction id belongs to (ids are ``<chain id>-v<version>``)."""
+    return instruction_id.rsplit("-v", 1)[0]
+
+
+def lock_chains(chain_ids: Iterable[str]) -> None:
+    """Serialise work on these chains until the transaction ends.
+
+    Trades and custodian statuses arrive on different topics, so two consumers may touch one
+    chain at once; a transaction-scoped advisory lock per chain, taken in sorted order,
+    serialises them (a deadlock between two batches is rolled back and retried by the runtime).
+    """
+    ordered = sorted(set(chain_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(c, 0)))"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS t(c, n)",
+            [ordered],
+        )
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What a new version copies from its key's trades: market, classes and the SSI."""
+
+    asset_class: str
+    csdr_class: str
+    market: str
+    ssi_custodian_bic: str
+    ssi_safekeeping_account: str
+    ssi_cash_account: str
+
+
+@dataclass
+class _Chains:
+    """The chains' current obligations and instruction history, read in two queries."""
+
+    obligations: list[netting.Obligation] = field(default_factory=list)
+    history: list[netting.Instruction] = field(default_factory=list)
+    settled: set[str] = field(default_factory=set)
+    partial: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    references: dict[str, _Reference] = field(default_factory=dict)
+
+
+# Arrays, not IN lists: a batch may touch thousands of chains, and a statement with thousands
+# of parameters costs more to build and parse than to run.
+_OBLIGATIONS = """
+SELECT trade_id, trade_version, account, counterparty, instrument, settle_date, currency, side,
+       quantity, cash_amount, payment_type, chain_id, asset_class, csdr_class, market,
+       ssi_custodian_bic, ssi_safekeeping_account, ssi_cash_account
+FROM settlement_obligation WHERE chain_id = ANY(%s::text[]) AND status = 'ACTIVE'
+"""
+_HISTORY = """
+SELECT instruction_id, account, counterparty, instrument, settle_date, currency, payment_type,
+       version, kind, net_quantity, net_cash, obligation_ids, supersedes, status,
+       settled_quantity, settled_cash, chain_id, asset_class, csdr_class, market,
+       ssi_custodian_bic, ssi_safekeeping_account, ssi_cash_account
+FROM settlement_instruction WHERE chain_id = ANY(%s::text[]) ORDER BY version
+"""
+_SIDES = {s.value: s for s in netting.Side}
+_TYPES = {t.value: t for t in netting.PaymentType}
+_KINDS = {k.value: k for k in netting.InstructionKind}
+
+
+def _load(chains: set[str]) -> _Chains:
+    loaded = _Chains()
+    with connection.cursor() as cursor:
+        cursor.execute(_HISTORY, [sorted(chains)])
+        for row in cursor.fetchall():
+            iid, acc, cpty, isin, sd, ccy, pt, version, kind, q, c, ids, sup, status = row[:14]
+            key = netting.NettingKey(acc, cpty, isin, sd, ccy, _TYPES[pt])
+            loaded.history.append(
+                netting.Instruction(iid, key, version, _KINDS[kind], q, c, tuple(ids), sup or None)
+            )
+            done_q, done_c = row[14:16]
+            if status == Instruction.Status.SETTLED:
+                loaded.settled.add(iid)
+            elif done_q or done_c:
+                loaded.partial[iid] = (done_q, done_c)
+            loaded.references[row[16]] = _Reference(*row[17:])
+        cursor.execute(_OBLIGATIONS, [sorted(chains)])
+        for row in cursor.fetchall():
+            trade_id, version, acc, cpty, isin, sd, ccy, side, q, c, pt = row[:11]
+            loaded.obligations.append(
+                netting.Obligation(
+                    trade_id,
+                    trade_id,
+                    version,
+                    acc,
+                    cpty,
+                    isin,
+                    sd,
+                    ccy,
+                    _SIDES[side],
+                    q,
+                    c,
+                    _TYPES[pt],
+                )
+            )
+            # The trades in force are the freshest source; history only for a cancelled key.
+            loaded.references[row[11]] = _Reference(*row[12:])
+    return loaded
+
+
+def chains_renet(*, chain_ids: Iterable[str], now: datetime) -> list[Outbound]:
+    """Re-net ``chain_ids`` against their current obligations and instruct the new versions.
+
+    Guarantee: afterwards, for every chain, what settled plus the remainder of its one live
+    version equals the net of its active obligations (``netting.renet``); settled versions are
+    never edited; a superseded version is CANCELLED by compare-and-swap and its open fail is
+    closed; new versions go PENDING -> INSTRUCTED and are returned as events with ids derived
+    from the instruction id, so a replayed batch publishes nothing twice. A fixed number of
+    queries per batch, whatever the number of chains.
+    """
+    chains = set(chain_ids)
+    if not chains:
+        return []
+    lock_chains(chains)
+    loaded = _load(chains)
+    issued = netting.renet(loaded.obligations, loaded.history, loaded.settled, loaded.partial)
+    if not issued:
+        return []
+    rows = [_new_row(ins, loaded.references[netting.chain_id(ins.key)], now) for ins in issued]
+    _insert(rows)
+    _supersede([i for i in issued if i.supersedes], now)
+    return _release(rows, now)
+
+
+def _new_row(ins: netting.Instruction, ref: _Reference, now: datetime) -> Instruction:
+    return Instruction(
+        instruction_id=ins.instruction_id,
+        chain_id=netting.chain_id(ins.key),
+        version=ins.version,
+        kind=str(ins.kind),
+        status=Instruction.Status.PENDING,
+        account=ins.key.account,
+        counterparty=ins.key.counterparty,
+        instrument=ins.key.instrument,
+        asset_class=ref.asset_class,
+        csdr_class=ref.csdr_class,
+        market=ref.market,
+        settle_date=ins.key.settle_date,
+        currency=ins.key.currency,
+        payment_type=str(ins.key.payment_type),
+        net_quantity=ins.net_quantity,
+        net_cash=ins.net_cash,
+        obligation_ids=list(ins.obligation_ids),
+        supersedes=ins.supersedes or "",
+        ssi_custodian_bic=ref.ssi_custodian_bic,
+        ssi_safekeeping_account=ref.ssi_safekeeping_account,
+        ssi_cash_account=ref.ssi_cash_account,
+        created_at=now,
+        status_changed_at=now,
+    )
+
+
+def _supersede(replacing: Sequence[netting.Instruction], now: datetime) -> None:
+    """CAS each superseded live version to CANCELLED and close its open fail."""
+    if not replacing:
+        return
+    old = [i.supersedes for i in replacing]
+    new = [i.instruction_id for i in replacing]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE settlement_instruction AS i SET status = 'CANCELLED', superseded_by = v.new,"
+            " reason = 'superseded by ' || v.new, status_changed_at = %s"
+            " FROM unnest(%s::text[], %s::text[]) AS v(old, new)"
+            " WHERE i.instruction_id = v.old AND i.status = ANY(%s::text[])"
+            " RETURNING i.instruction_id",
+            [now, old, new, [str(s) for s in LIVE]],
+        )
+        cancelled = [row[0] for row in cursor.fetchall()]
+        # A replaced instruction stops failing the day it is withdrawn (never before its ISD).
+        cursor.execute(
+            "UPDATE settlement_fail SET status = 'CANCELLED', updated_at = %s,"
+            " settled_on = GREATEST(intended_settle_date, %s::date)"
+            " WHERE instruction_id = ANY(%s::text[]) AND status = 'OPEN'",
+            [now, now.date(), cancelled],
+        )
+
+
+_COLUMNS = (
+    "instruction_id",
+    "chain_id",
+    "version",
+    "kind",
+    "status",
+    "account",
+    "counterparty",
+    "instrument",
+    "asset_class",
+    "csdr_class",
+    "market",
+    "settle_date",
+    "currency",
+    "payment_type",
+    "net_quantity",
+    "net_cash",
+    "supersedes",
+    "ssi_custodian_bic",
+    "ssi_safekeeping_account",
+    "ssi_cash_account",
+    "created_at",
+    "status_changed_at",
+)
+_TYPES_SQL = [
+    "text",
+    "text",
+    "int",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "date",
+    "text",
+    "text",
+    "numeric",
+    "numeric",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+]
+_INSERT = (
+    f"INSERT INTO settlement_instruction ({', '.join(_COLUMNS)}, obligation_ids,"
+    " settled_quantity, settled_cash, superseded_by, reason_code, reason, status_sequence)"
+    f" SELECT {', '.join(f'v.c{n}' for n in range(len(_COLUMNS)))},"
+    " ARRAY(SELECT jsonb_array_elements_text(v.ids::jsonb)), 0, 0, '', '', '', 0"
+    f" FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES_SQL)}, %s::text[])"
+    f" AS v({', '.join(f'c{n}' for n in range(len(_COLUMNS)))}, ids)"
+)
+
+
+def _insert(rows: Sequence[Instruction]) -> None:
+    """One INSERT of arrays for every new version (obligation ids travel as JSON lists)."""
+    columns: list[list[Any]] = [[getattr(r, c) for r in rows] for c in _COLUMNS]
+    ids = [json.dumps(r.obligation_ids) for r in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT, [*columns, ids])
+
+
+def _release(rows: Sequence[Instruction], now: datetime) -> list[Outbound]:
+    """PENDING -> INSTRUCTED for the new versions, and the events that send them."""
+    ids = [r.instruction_id for r in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE settlement_instruction SET status = 'INSTRUCTED', instructed_at = %s,"
+            " status_changed_at = %s WHERE instruction_id = ANY(%s::text[]) AND status = 'PENDING'",
+            [now, now, ids],
+        )
+        released = cursor.rowcount
+    if released != len(ids):
+        raise RuntimeError(f"released {released} of {len(ids)} new instructions")
+    return [instruction_event(r, now) for r in rows]
+
+
+def instruction_event(row: Instruction, now: datetime) -> Outbound:
+    """The settlement.instructions event that sends ``row`` (id derived from the version)."""
+    pure = _as_pure(row)
+    payload = {
+        "instruction_id": row.instruction_id,
+        "chain_id": row.chain_id,
+        "version": row.version,
+        "kind": row.kind,
+        "supersedes": row.supersedes or None,
+        "account": row.account,
+        "counterparty": row.counterparty,
+        "instrument": row.instrument,
+        "asset_class": row.asset_class,
+        "market": row.market,
+        "settle_date": row.settle_date,
+        "currency": row.currency,
+        "payment_type": row.payment_type,
+        "securities_direction": str(pure.securities_direction),
+        "quantity": pure.quantity,
+        "cash_direction": str(pure.cash_direction),
+        "cash_amount": pure.cash_amount,
+        "net_quantity": row.net_quantity,
+        "net_cash": row.net_cash,
+        "obligation_count": len(row.obligation_ids),
+        "counterparty_ssi": _ssi(row),
+        "instructed_at": now,
+    }
+    return Outbound(
+        topic=topics.SETTLEMENT_INSTRUCTIONS,
+        key=row.account,
+        schema=INSTRUCTIONS_SCHEMA,
+        payload=payload,
+        correlation_id=row.chain_id,
+        event_id=uuid.uuid5(EVENT_NAMESPACE, f"instruction|{row.instruction_id}"),
+    )
+
+
+def _as_pure(row: Instruction) -> netting.Instruction:
+    key = netting.NettingKey(
+        row.account,
+        row.counterparty,
+        row.instrument,
+        row.settle_date,
+        row.currency,
+        _TYPES[row.payment_type],
+    )
+    return netting.Instruction(
+        row.instruction_id,
+        key,
+        row.version,
+        _KINDS[row.kind],
+        row.net_quantity,
+        row.net_cash,
+        tuple(row.obligation_ids),
+    )
+
+
+def _ssi(row: Instruction) -> dict[str, str] | None:
+    if not row.ssi_custodian_bic:
+        return None
+    return {
+        "custodian_bic": row.ssi_custodian_bic,
+        "safekeeping_account": row.ssi_safekeeping_account,
+        "cash_account": row.ssi_cash_account,
+    }
