@@ -7,7 +7,20 @@ cd "$ROOT"
 info "streaming $count simulated trades at $rate/s into trades.executed"
 "$PY" manage.py produce_trades --count "$count" --rate "$rate" --seed "${DEMO_SEED:-42}" \
   --amend-share 0.05 --cancel-share 0.02 --malformed-share 0.01 --invalid-share 0.002
+seed="${DEMO_SEED:-42}"
+info "market prices: 50 days of closes (for VaR) and today's ticks"
+"$PY" manage.py produce_prices --seed "$seed" --start "$(date -u -d '50 days ago' +%F)T14:30:00Z" --interval 23400 --count 2250
+"$PY" manage.py produce_prices --seed "$seed" --count 3000 --interval 600
 "$PY" manage.py pipeline_wait --timeout 600
+
+info "end of day: the custodian settles what is due and sends statements; P&L snapshots"
+due="$("$PY" manage.py shell -c "from settlement.models import CustodianInstruction as C
+print(' '.join(sorted({d.isoformat() for d in C.objects.values_list('settle_date', flat=True)})))")"
+for day in $due; do
+  "$PY" manage.py run_custodian_simulator --seed "$seed" --close-day "$day" --statement-date "$day"
+done
+"$PY" manage.py pipeline_wait --timeout 600
+"$PY" manage.py run_eod
 "$ROOT/scripts/status.sh"
 cat <<TXT
 

@@ -14,9 +14,8 @@ command -v redis-server >/dev/null || apt_missing+=(redis-server)
 command -v kcat >/dev/null || apt_missing+=(kcat)
 command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
-if [[ "${SETUP_BROWSER:-0}" == 1 ]]; then
-  command -v chromium >/dev/null || apt_missing+=(chromium)
-fi
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium).
+command -v chromium >/dev/null || apt_missing+=(chromium)
 if (( ${#apt_missing[@]} )); then
   info "installing Debian packages: ${apt_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -14,12 +14,9 @@ replication=1
 cd "$ROOT"
 "$PY" manage.py migrate --no-input -v 0
 "$PY" manage.py ensure_topics --replication "$replication"
-if "$PY" manage.py help load_reference_data >/dev/null 2>&1; then
-  "$PY" manage.py load_reference_data
-fi
-if "$PY" manage.py help create_demo_users >/dev/null 2>&1; then
-  "$PY" manage.py create_demo_users
-fi
+"$PY" manage.py load_reference_data
+"$PY" manage.py load_collateral
+"$PY" manage.py create_demo_users
 
 for name in "${!PROC_CMD[@]}"; do
   # shellcheck disable=SC2086
@@ -29,7 +26,7 @@ for stage in "${STAGES[@]}"; do
   if stage_exists "$stage"; then proc_start "consume_$stage" "consume_$stage"; fi
 done
 if [[ -f "$ROOT/settlement/management/commands/run_custodian_simulator.py" ]]; then
-  proc_start custodian_simulator run_custodian_simulator
+  proc_start custodian_simulator run_custodian_simulator --seed "${DEMO_SEED:-42}"
 fi
 proc_start_raw celery_worker "$VENV/bin/celery" -A backoffice worker --concurrency 1 --loglevel INFO
 proc_start_raw celery_beat "$VENV/bin/celery" -A backoffice beat --loglevel INFO --schedule "$VAR_DIR/celerybeat-schedule"

@@ -6,8 +6,10 @@ import json
 import uuid
 from datetime import datetime
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
+from backoffice.audit.services import audit_record
 from backoffice.streaming import topics
 from backoffice.streaming.models import DeadLetter
 
@@ -52,3 +54,58 @@ def dead_letter_discard(*, dead_letter_id: int, now: datetime) -> bool:
         status=DeadLetter.Status.DISCARDED, replayed_at=now
     )
     return changed == 1
+
+
+DEAD_LETTER = "dead_letter"
+REPLAYED = "dead_letter.replayed"
+DISCARDED = "dead_letter.discarded"
+
+
+def dead_letter_replay_by_user(
+    *, dead_letter_id: int, actor: AbstractBaseUser, now: datetime, reason: str = ""
+) -> bool:
+    """Replay a dead letter on a person's behalf and audit it, in one transaction.
+
+    Guarantee: the status change, the outbox copy and the audit entry commit together or not at
+    all; a dead letter that is no longer NEW is left alone, nothing is audited and False returned.
+    """
+    with transaction.atomic():
+        replayed = dead_letter_replay(dead_letter_id=dead_letter_id, now=now)
+        if replayed:
+            _audit(actor, REPLAYED, dead_letter_id, DeadLetter.Status.REPLAYED, now, reason)
+    return replayed
+
+
+def dead_letter_discard_by_user(
+    *, dead_letter_id: int, actor: AbstractBaseUser, now: datetime, reason: str = ""
+) -> bool:
+    """Mark a dead letter as deliberately not replayed, audited in the same transaction.
+
+    Guarantee as for ``dead_letter_replay_by_user``: only a NEW dead letter changes, and only a
+    change is audited.
+    """
+    with transaction.atomic():
+        discarded = dead_letter_discard(dead_letter_id=dead_letter_id, now=now)
+        if discarded:
+            _audit(actor, DISCARDED, dead_letter_id, DeadLetter.Status.DISCARDED, now, reason)
+    return discarded
+
+
+def _audit(
+    actor: AbstractBaseUser,
+    action: str,
+    dead_letter_id: int,
+    status: str,
+    now: datetime,
+    reason: str,
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        object_type=DEAD_LETTER,
+        object_id=dead_letter_id,
+        at=now,
+        before={"status": DeadLetter.Status.NEW.value},
+        after={"status": status},
+        reason=reason,
+    )

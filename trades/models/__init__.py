@@ -1,5 +1,6 @@
 """Trade and reference-data models (re-exported so Django finds them)."""
 
+from trades.models.api import IdempotencyKey
 from trades.models.reference import (
     Account,
     Book,
@@ -19,6 +20,7 @@ __all__ = [
     "Counterparty",
     "FxRate",
     "Holiday",
+    "IdempotencyKey",
     "Instrument",
     "Market",
     "Side",
