@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from compliance import api
+from compliance import api, views
 
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path("exceptions/", api.ExceptionListApi.as_view(), name="compliance-exceptions"),
@@ -27,4 +27,10 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         name="compliance-exception-withdraw",
     ),
 ]
-ui_urlpatterns: list[URLPattern | URLResolver] = []
+ui_urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.exception_queue, name="compliance-exceptions-ui"),
+    path("<int:pk>/", views.exception_detail, name="compliance-exception-detail"),
+    path("<int:pk>/propose/", views.exception_propose, name="compliance-exception-propose-ui"),
+    path("<int:pk>/confirm/", views.exception_confirm, name="compliance-exception-confirm-ui"),
+    path("<int:pk>/withdraw/", views.exception_withdraw, name="compliance-exception-withdraw-ui"),
+]

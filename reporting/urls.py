@@ -16,5 +16,8 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     ),
 ]
 ui_urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.positions, name="reporting-positions"),
+    path("pnl/", views.pnl, name="reporting-pnl"),
+    path("margin/", views.margin, name="reporting-margin"),
     path("pnl.csv", views.pnl_csv, name="reporting-pnl-csv"),
 ]

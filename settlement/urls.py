@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from settlement import api
+from settlement import api, views
 
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path(
@@ -48,4 +48,30 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         name="settlement-break-accept",
     ),
 ]
-ui_urlpatterns: list[URLPattern | URLResolver] = []
+ui_urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.instructions, name="settlement-ui-instructions"),
+    path("fails/", views.fails, name="settlement-ui-fails"),
+    path("payments/", views.payments, name="settlement-ui-payments"),
+    path("breaks/", views.breaks, name="settlement-ui-breaks"),
+    path("breaks/<int:break_id>/", views.break_detail, name="settlement-ui-break"),
+    path(
+        "breaks/<int:break_id>/assign/",
+        views.break_assign_view,
+        name="settlement-ui-break-assign",
+    ),
+    path(
+        "breaks/<int:break_id>/comment/",
+        views.break_comment_view,
+        name="settlement-ui-break-comment",
+    ),
+    path(
+        "breaks/<int:break_id>/resolve/",
+        views.break_resolve_view,
+        name="settlement-ui-break-resolve",
+    ),
+    path(
+        "breaks/<int:break_id>/accept/",
+        views.break_accept_view,
+        name="settlement-ui-break-accept",
+    ),
+]

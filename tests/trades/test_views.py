@@ -26,7 +26,8 @@ BLOTTER = "/trades/"
 # session, user, the user's groups, three filter choice lists, one page of heads, their versions
 BLOTTER_QUERIES = 8
 # session, user, groups, head, versions, refusals, timeline: versions, refusals, audit
-TRADE_PAGE_QUERIES = 9
+# capture (versions, refusals, audit) + one query per other app's timeline source
+TRADE_PAGE_QUERIES = 12
 
 
 @pytest.fixture
