@@ -14,7 +14,7 @@ info "market prices: 50 days of closes (for VaR) and today's ticks"
 "$PY" manage.py pipeline_wait --timeout 600
 
 info "end of day: the custodian settles what is due and sends statements; P&L snapshots"
-due="$("$PY" manage.py shell -c "from settlement.models import CustodianInstruction as C
+due="$("$PY" manage.py shell --no-imports -c "from settlement.models import CustodianInstruction as C
 print(' '.join(sorted({d.isoformat() for d in C.objects.values_list('settle_date', flat=True)})))")"
 for day in $due; do
   "$PY" manage.py run_custodian_simulator --seed "$seed" --close-day "$day" --statement-date "$day"

@@ -49,7 +49,7 @@ PARAMS: Mapping[str, Mapping[str, tuple[Parser, str]]] = {
 # Rules that cannot run without a threshold, with the default the seed rows carry.
 THRESHOLDS: Mapping[str, Decimal] = {
     "MAX_NOTIONAL_TRADE": Decimal("10000000"),
-    "MAX_NOTIONAL_ACCOUNT_DAY": Decimal("50000000"),
+    "MAX_NOTIONAL_ACCOUNT_DAY": Decimal("1000000000"),
     "FAT_FINGER": Decimal("0.05"),
 }
 

@@ -557,7 +557,7 @@ def test_default_rules_are_valid_and_cover_the_registry() -> None:
 def test_default_rule_values() -> None:
     defaults = {r.code: (r.threshold, dict(r.params)) for r in DEFAULT_RULES}
     assert defaults["MAX_NOTIONAL_TRADE"] == (D("10000000"), {})
-    assert defaults["MAX_NOTIONAL_ACCOUNT_DAY"] == (D("50000000"), {})
+    assert defaults["MAX_NOTIONAL_ACCOUNT_DAY"] == (D("1000000000"), {})
     assert defaults["FAT_FINGER"] == (D("0.05"), {})
     assert defaults["WASH_TRADE"] == (None, {"window_seconds": "300"})
     assert defaults["SUSPECTED_DUPLICATE"] == (None, {"window_seconds": "60"})
