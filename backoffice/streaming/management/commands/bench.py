@@ -150,8 +150,8 @@ class Command(BaseCommand):
                 group = topics.group(stage)
                 if (
                     stage not in done
-                    and group in lag
-                    and lag[group] == 0
+                    # a stage sent nothing (all held upstream) has no offsets: done with upstream
+                    and lag.get(group, 0) == 0
                     and self._upstream_done(stage, stages, done)
                 ):
                     done[stage] = time.time()
