@@ -86,9 +86,10 @@ redis_start() {
 
 redis_stop() {
   pid_alive "$REDIS_PID" || return 0
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$REDIS_PID")"
-  wait_for "redis stop" 20 bash -c "! kill -0 $(cat "$REDIS_PID") 2>/dev/null" && info "Redis: stopped" \
-    || echo "Redis would not stop (pid $(cat "$REDIS_PID"))" >&2
+  local pid; pid="$(cat "$REDIS_PID")"  # Redis removes its pid file as it shuts down
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$pid"
+  wait_for "redis stop" 20 bash -c "! kill -0 $pid 2>/dev/null" && info "Redis: stopped" \
+    || echo "Redis would not stop (pid $pid)" >&2
 }
 
 status_line() { printf '%-24s %-5s %s\n' "$1" "$2" "$3"; }
