@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -24,14 +23,22 @@ _IMPLIED = {
 NOT_ALLOWED = "You are not allowed to do this: it needs the {role} role."
 
 
-def has_role(user: AbstractBaseUser | AnonymousUser | Any, role: str) -> bool:
-    """True when ``user`` is active and in ``role``'s group or one that implies it."""
+ROLES = (VIEWER, OPERATIONS, APPROVER, ADMIN)
+
+
+def roles_of(user: Any) -> frozenset[str]:
+    """The roles ``user`` holds, implied ones included (one query)."""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        return False
+        return frozenset()
     if getattr(user, "is_superuser", False):
-        return True
-    names = set(getattr(user, "groups").values_list("name", flat=True))  # noqa: B009
-    return bool(names & _IMPLIED[role])
+        return frozenset(ROLES)
+    names = set(user.groups.values_list("name", flat=True))
+    return frozenset(role for role in ROLES if names & _IMPLIED[role])
+
+
+def has_role(user: Any, role: str) -> bool:
+    """True when ``user`` is active and in ``role``'s group or one that implies it."""
+    return role in roles_of(user)
 
 
 class RolePermission(BasePermission):

@@ -25,9 +25,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.shortcuts import render
 from django.views import View
 
-from backoffice.roles import _IMPLIED, ADMIN, APPROVER, NOT_ALLOWED, OPERATIONS, VIEWER
+from backoffice.roles import NOT_ALLOWED, OPERATIONS, VIEWER, roles_of
 
-ROLES = (VIEWER, OPERATIONS, APPROVER, ADMIN)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 CSV = "csv"
@@ -44,20 +43,13 @@ ViewFunction = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
 
 
 def user_roles(user: Any) -> frozenset[str]:
-    """The roles ``user`` holds, implied ones included; one query, cached on the user object."""
+    """``roles.roles_of``, cached on the user object for the rest of the request."""
     cached: frozenset[str] | None = getattr(user, "_ui_roles", None)
-    if cached is not None:
-        return cached
-    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        roles: frozenset[str] = frozenset()
-    elif getattr(user, "is_superuser", False):
-        roles = frozenset(ROLES)
-    else:
-        names = set(user.groups.values_list("name", flat=True))
-        # _IMPLIED is the one definition of the hierarchy (backoffice.roles); reuse, don't copy.
-        roles = frozenset(role for role in ROLES if names & _IMPLIED[role])
-    user._ui_roles = roles
-    return roles
+    if cached is None:
+        cached = roles_of(user)
+        if getattr(user, "is_authenticated", False):
+            user._ui_roles = cached
+    return cached
 
 
 def not_allowed(request: HttpRequest, role: str) -> HttpResponse:

@@ -14,11 +14,12 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +29,6 @@ DEADLINE_S = 30.0
 
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def _wait_until(
-    predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_S, every: float = 0.2
-) -> Any:
-    """Return the first truthy predicate() value; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)  # poll interval between condition checks, not synchronisation
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -128,7 +115,7 @@ def test_kcat_produces_and_consumes_json(bootstrap: str) -> None:
         )
         return [line for line in out.stdout.splitlines() if line]
 
-    lines = _wait_until(read_back, f"kcat to read the message back from {topic}")
+    lines = wait_until(read_back, what=f"kcat to read the message back from {topic}")
     assert len(lines) == 1
     key, _, value = lines[0].partition("|")
     assert key == trade["trade_id"]

@@ -11,12 +11,13 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,20 +26,6 @@ KAFKA_SH = ROOT / "scripts" / "kafka" / "kafka.sh"
 PORT_BASE = int(os.environ.get("KAFKA_CLUSTER_PORT_BASE", "29092"))
 NODES = 3
 SCRIPT_TIMEOUT_S = 180
-
-
-def _wait_until(
-    predicate: Callable[[], Any], what: str, timeout: float = 60.0, every: float = 0.5
-) -> Any:
-    """Return the first truthy predicate() value; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)  # poll interval between condition checks, not synchronisation
 
 
 def _port_in_use(port: int) -> bool:
@@ -158,12 +145,11 @@ def test_cluster_survives_kill_9_of_a_leader(cluster: Cluster) -> None:
         after = [f"after-{i}".encode() for i in range(300)]
         _produce(producer, topic, after)
 
-        leaders = _wait_until(
-            lambda: (lambda ls: ls if victim not in ls.values() else None)(
-                _partition_leaders(admin, topic)
-            ),
-            f"leadership to move off killed node {victim}",
-        )
+        def moved_off_victim() -> dict[int, int] | None:
+            leaders = _partition_leaders(admin, topic)
+            return leaders if victim not in leaders.values() else None
+
+        leaders = wait_until(moved_off_victim, what=f"leadership to move off killed node {victim}")
         assert set(leaders) == {0, 1, 2}
 
         survivors = ",".join(

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections, connection
 from kafka import KafkaProducer
 
-from backoffice import chaos
+from backoffice import bench, chaos
 from backoffice.config import BASE_DIR
 from backoffice.streaming import topics
 from backoffice.streaming.command import require_services
@@ -54,7 +54,9 @@ class Command(BaseCommand):
         ensure_topics(ALL_TOPICS)
         sent = self._messages(seed, options["trades"])
         stages = [
-            s for s in ("capture", "compliance", "settlement", "reporting") if _has_command(s)
+            s
+            for s in ("capture", "compliance", "settlement", "reporting")
+            if bench.stage_available(s)
         ]
         fleet = chaos.Fleet(self._env(), Path(os.environ.get("VAR_DIR", BASE_DIR / "var")) / "log")
         for name in ["relay", *stages]:
@@ -240,7 +242,7 @@ class Command(BaseCommand):
             )
             dead = (cursor.fetchone() or (0,))[0]
         checks = chaos.compare(expected, heads, versions, versions - distinct, dead, refusals)
-        if _has_command("compliance"):
+        if bench.stage_available("compliance"):
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(DISTINCT (trade_id, trade_version)), count(*) - count(DISTINCT (trade_id, trade_version, rule_id))"
@@ -294,13 +296,3 @@ class Command(BaseCommand):
         path.write_text(
             head + marker + "\n" + stamp + "\n\n" + "\n".join(lines) + "\n" + marker + tail
         )
-
-
-def _has_command(stage: str) -> bool:
-    app = {
-        "capture": "trades",
-        "compliance": "compliance",
-        "settlement": "settlement",
-        "reporting": "reporting",
-    }[stage]
-    return (BASE_DIR / app / "management" / "commands" / f"consume_{stage}.py").is_file()
