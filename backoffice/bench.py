@@ -25,24 +25,71 @@ from django.db import connection
 from kafka import KafkaConsumer, KafkaProducer
 
 from backoffice.config import BASE_DIR
+from backoffice.streaming import topics
+from backoffice.streaming.kafka_admin import delete_topics_with_prefix, end_offsets
+from backoffice.streaming.models import ConsumerOffset
 
 # The stages a trade passes on its way to P&L, in order, with the table and timestamp column that
 # says when the trade became visible there. Stages not built yet are skipped.
 STAGES: list[tuple[str, str, str]] = [
     ("capture", "trades_tradeversion", "captured_at"),
     ("compliance", "compliance_ruleevaluation", "evaluated_at"),
-    ("settlement", "settlement_obligation", "created_at"),
+    ("settlement", "settlement_obligation", "updated_at"),
     ("reporting", "reporting_positiontrade", "updated_at"),
 ]
+
+# The topics each stage consumes (logical names); settlement and reporting both read validated trades.
+STAGE_INPUTS: dict[str, list[str]] = {
+    "capture": ["trades.executed"],
+    "compliance": ["trades.captured"],
+    "settlement": ["trades.validated", "settlement.status"],
+    "reporting": ["trades.validated", "marketdata.prices"],
+}
+
+
+def stage_behind(stage: str) -> int:
+    """Messages on the stage's input topics its group has not applied yet (from PostgreSQL's
+    offsets; a partition the group has never touched counts from 0, so a stage that has not
+    started is behind, never falsely done)."""
+    physical = [topics.topic(t) for t in STAGE_INPUTS[stage]]
+    ends = end_offsets(physical)
+    stored = {
+        (o.topic, o.partition): o.next_offset
+        for o in ConsumerOffset.objects.filter(group=topics.group(stage))
+    }
+    return sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
+
+
+def stage_window(stage: str, trade_prefix: str) -> tuple[int, float]:
+    """(messages the stage's group consumed, seconds from its first to its last effect row)."""
+    table, column = next((t, c) for s, t, c in STAGES if s == stage)
+    consumed = sum(
+        ConsumerOffset.objects.filter(group=topics.group(stage)).values_list(
+            "next_offset", flat=True
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT extract(epoch FROM max({column}) - min({column})) FROM {table}"
+            " WHERE trade_id LIKE %s",
+            [trade_prefix + "%"],
+        )
+        row = cursor.fetchone()
+    return consumed, float(row[0] or 0.0) if row else 0.0
 
 
 @dataclass
 class StageFigure:
+    """One stage in a run: ``done_at`` is when it finished in the concurrent pass (seconds after the
+    first publish); ``rate`` is what it sustains alone on a full backlog (the drain pass)."""
+
     stage: str
     consumers: int
-    seconds: float
-    rate: float
-    peak_rss_mb: float
+    done_at: float
+    messages: int = 0
+    drain_seconds: float = 0.0
+    rate: float = 0.0
+    peak_rss_mb: float = 0.0
 
 
 @dataclass
@@ -58,6 +105,9 @@ class BenchResult:
     latency_p99_ms: float = 0.0
     stages: list[StageFigure] = field(default_factory=list)
     relay_peak_rss_mb: float = 0.0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # concurrent pass, per component
+    cpu_busy_share: float = 0.0  # of all cores' time during the concurrent pass
+    trades_through: int = 0  # trades that reached the final stage (the rest wait in exceptions)
     kafka_ceiling_rate: float = 0.0
     postgres_copy_rate: float = 0.0
     ratio_to_ceiling: float = 0.0
@@ -85,6 +135,92 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def service_pids() -> dict[str, list[int]]:
+    """This pipeline's broker and PostgreSQL processes (not other clusters on the same machine):
+    the brokers from the pid files ``scripts/kafka/kafka.sh`` writes, and the postmaster serving
+    our connection with its children."""
+    run_dir = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")) / "run"
+    brokers = []
+    for pid_file in run_dir.glob("kafka-*.pid"):
+        try:
+            brokers.append(int(pid_file.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        row = cursor.fetchone()
+    postmaster = _parent_pid(int(row[0])) if row else None
+    postgres = [postmaster] if postmaster else []
+    if postmaster:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _parent_pid(int(entry.name)) == postmaster:
+                postgres.append(int(entry.name))
+    return {"kafka broker": brokers, "postgresql": postgres}
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds each component spends between ``start`` and ``stop``.
+
+    Components are the pipeline's own processes (by name) plus the broker and PostgreSQL; a
+    PostgreSQL backend that appears during the window counts from zero.
+    """
+
+    def __init__(self, processes: dict[str, int]):
+        self.processes = processes
+        self.before: dict[tuple[str, int], float] = {}
+        self.machine_before = (0.0, 0.0)
+
+    def _snapshot(self) -> dict[tuple[str, int], float]:
+        pids = {name: [pid] for name, pid in self.processes.items()} | service_pids()
+        return {
+            (name, pid): process_cpu_seconds(pid) for name, group in pids.items() for pid in group
+        }
+
+    def start(self) -> None:
+        self.before = self._snapshot()
+        self.machine_before = machine_busy_seconds()
+
+    def stop(self) -> tuple[dict[str, float], float]:
+        """CPU seconds per component, and the share of all cores that was busy."""
+        after = self._snapshot()
+        busy, total = machine_busy_seconds()
+        spent: dict[str, float] = {}
+        for (name, pid), seconds in after.items():
+            spent[name] = spent.get(name, 0.0) + max(0.0, seconds - self.before.get((name, pid), 0))
+        window = total - self.machine_before[1]
+        share = (busy - self.machine_before[0]) / window if window > 0 else 0.0
+        return spent, share
 
 
 def kafka_ceiling(messages: list[bytes], keys: list[bytes]) -> float:
@@ -116,6 +252,7 @@ def kafka_ceiling(messages: list[bytes], keys: list[bytes]) -> float:
     elapsed = time.monotonic() - started
     producer.close()
     consumer.close()
+    delete_topics_with_prefix(topic)
     return received / elapsed
 
 
@@ -218,19 +355,43 @@ def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess
     )
 
 
+def cpu_lines(result: BenchResult) -> list[str]:
+    """CPU milliseconds per trade by component in the concurrent pass: what the cores went to."""
+    if not result.cpu_seconds or not result.trades:
+        return []
+    total = sum(result.cpu_seconds.values())
+    ordered = sorted(result.cpu_seconds.items(), key=lambda item: -item[1])
+    return [
+        f"{name}: {seconds * 1000 / result.trades:.3f} ms/trade ({seconds / total:.0%})"
+        for name, seconds in ordered
+    ] + [
+        f"total: {total * 1000 / result.trades:.3f} CPU-ms/trade; cores busy {result.cpu_busy_share:.0%};"
+        f" {os.cpu_count()} cores / that = {cpu_bound_rate(result):,.0f} trades/s at 100 % CPU"
+    ]
+
+
+def cpu_bound_rate(result: BenchResult) -> float:
+    total = sum(result.cpu_seconds.values())
+    return (os.cpu_count() or 1) * result.trades / total if total else 0.0
+
+
 def summary_lines(result: BenchResult) -> list[str]:
     lines = [
         f"machine: {result.machine}",
-        f"trades: {result.trades} ({result.messages_sent} messages incl. amendments/cancels)",
+        f"trades: {result.trades:,} ({result.messages_sent:,} messages incl. amendments/cancels/malformed);"
+        f" {result.trades_through:,} reached {result.final_stage} (the rest wait in compliance exceptions or were refused)",
         f"end-to-end: {result.end_to_end_rate:,.0f} trades/s ({result.end_to_end_seconds:.1f} s, first publish -> last {result.final_stage} row durable)",
-        f"latency publish -> {result.final_stage} visible: p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms",
+        f"latency publish -> {result.final_stage} visible (full-speed push: mostly queueing): p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms",
+        "per stage: alone on a full backlog (drain pass) | done in the concurrent pass | peak RSS",
     ]
     lines += [
-        f"  {s.stage:<12} {s.rate:>9,.0f} msg/s  ({s.seconds:.1f} s, {s.consumers} consumer(s), peak RSS {s.peak_rss_mb:.0f} MB)"
+        f"  {s.stage:<12} {s.rate:>9,.0f} msg/s ({s.messages:,} in {s.drain_seconds:.1f} s) | {s.done_at:.1f} s | {s.peak_rss_mb:.0f} MB"
         for s in result.stages
     ]
     lines += [
         f"  relay        peak RSS {result.relay_peak_rss_mb:.0f} MB",
+        "CPU in the concurrent pass:",
+        *[f"  {line}" for line in cpu_lines(result)],
         f"ceiling kafka-python produce->consume: {result.kafka_ceiling_rate:,.0f} msg/s",
         f"ceiling PostgreSQL COPY: {result.postgres_copy_rate:,.0f} rows/s",
         f"pipeline / kafka ceiling: {result.ratio_to_ceiling:.0%}",
@@ -245,14 +406,17 @@ def to_json(result: BenchResult) -> str:
 class PipelineRun:
     """One benchmark run: its own topic prefix, consumer processes, trades and measurements."""
 
-    def __init__(self, *, trades: int, out_dir: Path, profile: str | None = None):
+    def __init__(
+        self, *, trades: int, out_dir: Path, profile: str | None = None, seed: int | None = None
+    ):
         self.trades = trades
         self.out_dir = out_dir
         self.profile = profile  # the one stage to run under cProfile, if any
-        self.seed = int(time.time() * 10) % 10_000_000
+        self.seed = seed if seed is not None else int(time.time() * 10) % 10_000_000
         self.prefix = f"bench{self.seed}."
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.publish_started = 0.0
+        self.sent_at: dict[str, float] = {}  # trade id -> when its first message was sent
 
     def env(self, stage: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -267,26 +431,44 @@ class PipelineRun:
             env["STREAM_PROFILE"] = str(self.out_dir / f"{stage}.prof")
         return env
 
-    def start(self, stages: list[str]) -> None:
+    def start(self, names: list[str]) -> None:
+        """Start the relay (once) and a consumer for each named stage."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.processes["relay"] = start_process(
-            ["relay_outbox"], self.env("relay"), self.out_dir / "relay.log"
-        )
-        for stage in stages:
-            self.processes[stage] = start_process(
-                [f"consume_{stage}"], self.env(stage), self.out_dir / f"{stage}.log"
+        for name in ["relay", *names]:
+            if name in self.processes:
+                continue
+            command = "relay_outbox" if name == "relay" else f"consume_{name}"
+            self.processes[name] = start_process(
+                [command], self.env(name), self.out_dir / f"{self.prefix}{name}.log"
             )
+
+    def pids(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self.processes.items()}
+
+    def stop_one(self, name: str) -> float:
+        """Stop one process (SIGTERM: it finishes its batch); its peak RSS in MB."""
+        process = self.processes.pop(name)
+        rss = peak_rss_mb(process.pid)
+        process.terminate()
+        _wait_or_kill(process)
+        return rss
 
     def stop(self) -> dict[str, float]:
         rss = {name: peak_rss_mb(p.pid) for name, p in self.processes.items()}
         for process in self.processes.values():
             process.terminate()
         for process in self.processes.values():
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _wait_or_kill(process)
+        self.processes.clear()
         return rss
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def write_docs(path: Path, result: BenchResult) -> None:
@@ -298,17 +480,21 @@ def write_docs(path: Path, result: BenchResult) -> None:
         "",
         "| figure | value |",
         "|---|---|",
-        f"| trades pushed | {result.trades:,} |",
-        f"| end-to-end (first publish -> last {result.final_stage} row durable) | {result.end_to_end_rate:,.0f} trades/s ({result.end_to_end_seconds:.1f} s) |",
-        f"| latency publish -> {result.final_stage} visible | p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms |",
+        f"| trades pushed | {result.trades:,} ({result.messages_sent:,} messages); {result.trades_through:,} reached {result.final_stage} |",
+        f"| end-to-end (first publish -> last {result.final_stage} row durable) | **{result.end_to_end_rate:,.0f} trades/s** ({result.end_to_end_seconds:.1f} s) |",
+        f"| latency publish -> {result.final_stage} visible (full-speed push) | p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms |",
         *[
-            f"| stage {s.stage} | {s.rate:,.0f} msg/s, done at {s.seconds:.1f} s, peak RSS {s.peak_rss_mb:.0f} MB |"
+            f"| stage {s.stage} | {s.rate:,.0f} msg/s alone on a backlog ({s.messages:,} in {s.drain_seconds:.1f} s); done at {s.done_at:.1f} s in the concurrent pass; peak RSS {s.peak_rss_mb:.0f} MB |"
             for s in result.stages
         ],
         f"| relay peak RSS | {result.relay_peak_rss_mb:.0f} MB |",
         f"| ceiling: kafka-python produce -> consume | {result.kafka_ceiling_rate:,.0f} msg/s |",
         f"| ceiling: PostgreSQL COPY of the same rows | {result.postgres_copy_rate:,.0f} rows/s |",
         f"| pipeline / Kafka ceiling | {result.ratio_to_ceiling:.0%} |",
+        "",
+        "CPU per trade in the concurrent pass, by process:",
+        "",
+        *[f"- {line}" for line in cpu_lines(result)],
         "",
         "Where the slowest stage spends its time (cProfile, cumulative):",
         "",

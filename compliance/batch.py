@@ -26,7 +26,7 @@ from typing import Any
 from backoffice.streaming.envelope import Message
 from compliance.facts import FactsError, Reference, notional_base, parse_time, trade_facts
 from compliance.ledger import CANCELLED, VALIDATED, WAITING, LastPrice, Ledger, TradeState
-from compliance.rules import Context, RuleConfig, RuleConfigError, TradeFacts, evaluate
+from compliance.rules import Context, PreparedRule, RuleConfig, RuleConfigError, TradeFacts
 from compliance.rules.params import int_param
 
 OPEN = "OPEN"
@@ -170,6 +170,8 @@ class _Run:
         self.inputs = inputs
         self.ledger = inputs.ledger
         self.window = widest_window(inputs.rules)
+        # Each rule row validated once per batch, not once per trade.
+        self.rules = [(row.rule_id, PreparedRule.of(row.config)) for row in inputs.rules]
         self.open: dict[str, int | NewException] = dict(inputs.open_exceptions)
         self.writes = BatchWrites()
 
@@ -251,13 +253,14 @@ class _Run:
         context = self._context(facts)
         results = []
         # One rule row at a time so each verdict is stored against the row that produced it.
-        for row in self.inputs.rules:
-            for outcome in evaluate(facts, context, [row.config]):
+        for rule_id, rule in self.rules:
+            if rule.applies(facts):
+                outcome = rule.run(facts, context)
                 results.append(
                     Evaluation(
                         trade_id=facts.trade_id,
                         trade_version=facts.trade_version,
-                        rule_id=row.rule_id,
+                        rule_id=rule_id,
                         code=outcome.code,
                         passed=outcome.passed,
                         detail=outcome.detail,

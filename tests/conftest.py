@@ -23,6 +23,7 @@ import pytest
 from django.conf import settings
 
 from backoffice import preflight
+from backoffice.streaming import kafka_admin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,10 +52,13 @@ def services() -> None:
 
 
 @pytest.fixture
-def topic_prefix(settings: Any, services: None) -> str:
+def topic_prefix(settings: Any, services: None) -> Iterator[str]:
+    """A fresh topic prefix; the test's topics are deleted afterwards, so a long-lived dev broker
+    does not pile up thousands of partitions it must load on every restart."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     settings.STREAMING = dataclasses.replace(settings.STREAMING, topic_prefix=prefix)
-    return prefix
+    yield prefix
+    kafka_admin.delete_topics_with_prefix(prefix)
 
 
 class Processes:

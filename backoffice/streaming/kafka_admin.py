@@ -52,6 +52,23 @@ def ensure_topics(
         admin.close()
 
 
+def delete_topics_with_prefix(prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a test's or a bench run's own);
+    return their names. Refuses an empty prefix: that would be every topic on the broker."""
+    if not prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, client_id="backoffice-admin"
+    )
+    try:
+        doomed = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if doomed:
+            admin.delete_topics(doomed)
+        return doomed
+    finally:
+        admin.close()
+
+
 def end_offsets(physical_topics: Iterable[str]) -> dict[tuple[str, int], int]:
     consumer = KafkaConsumer(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False

@@ -170,10 +170,33 @@ def evaluate(
 
 
 def _run(facts: TradeFacts, context: Context, config: RuleConfig) -> RuleOutcome:
-    errors = validate_config(config)
-    if errors:
-        return RuleOutcome(config.code, False, "rule misconfigured: " + "; ".join(errors))
-    return REGISTRY[config.code](facts, context, config)
+    return PreparedRule.of(config).run(facts, context)
+
+
+@dataclass(frozen=True)
+class PreparedRule:
+    """A rule row validated once, for running on many trades (a stage batch): the same outcomes
+    as :func:`evaluate` gives for the row alone, without re-validating it for every trade."""
+
+    config: RuleConfig
+    errors: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: RuleConfig) -> PreparedRule:
+        return cls(config, tuple(validate_config(config)))
+
+    def applies(self, facts: TradeFacts) -> bool:
+        return (
+            self.config.enabled
+            and facts.action.strip().upper() not in SKIPPED_ACTIONS
+            and applies_to(self.config, facts)
+        )
+
+    def run(self, facts: TradeFacts, context: Context) -> RuleOutcome:
+        if self.errors:
+            detail = "rule misconfigured: " + "; ".join(self.errors)
+            return RuleOutcome(self.config.code, False, detail)
+        return REGISTRY[self.config.code](facts, context, self.config)
 
 
 def passed(outcomes: Sequence[RuleOutcome]) -> bool:

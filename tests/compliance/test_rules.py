@@ -16,6 +16,7 @@ from compliance.rules import (
     DEFAULT_RULES,
     REGISTRY,
     Context,
+    PreparedRule,
     RecentTrade,
     RuleConfig,
     RuleConfigError,
@@ -723,6 +724,21 @@ def test_evaluate_yields_one_outcome_per_enabled_in_scope_config(configs: list[R
     outcomes = evaluate(FACTS, CTX, configs)
     expected = [c for c in configs if c.enabled and applies_to(c, FACTS)]
     assert sorted(o.code for o in outcomes) == sorted(c.code for c in expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    config=_configs.filter(bool).map(lambda configs: configs[0]),
+    action=st.sampled_from(["NEW", "AMEND", "CANCEL"]),
+)
+def test_prepared_rule_gives_what_evaluate_gives_for_the_row_alone(
+    config: RuleConfig, action: str
+) -> None:
+    facts = replace(FACTS, action=action)
+    ctx = Context(last_price=D("99"), recent_trades=(recent(),))
+    rule = PreparedRule.of(config)
+    prepared = [rule.run(facts, ctx)] if rule.applies(facts) else []
+    assert prepared == evaluate(facts, ctx, [config])
 
 
 # ----------------------------------------------------------------------------- formatting

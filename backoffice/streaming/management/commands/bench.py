@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +17,12 @@ from backoffice import bench
 from backoffice.config import BASE_DIR
 from backoffice.streaming import topics
 from backoffice.streaming.command import require_services
-from backoffice.streaming.kafka_admin import ALL_TOPICS, ensure_topics
-from backoffice.streaming.lag import group_lag
+from backoffice.streaming.kafka_admin import ALL_TOPICS, delete_topics_with_prefix, ensure_topics
 from backoffice.streaming.models import ConsumerHeartbeat
 from backoffice.streaming.selectors import outbox_backlog
 from trades.selectors import reference_snapshot
+
+TRADE_ID = re.compile(rb'"trade_id":\s*"([^"]+)"')
 
 
 class Command(BaseCommand):
@@ -36,9 +38,27 @@ class Command(BaseCommand):
             action="store_true",
             help="skip the second, profiled pass of the slowest stage",
         )
+        parser.add_argument(
+            "--concurrent-only",
+            action="store_true",
+            help="only the concurrent pass (no per-stage drain, no profile, docs untouched)",
+        )
+        parser.add_argument(
+            "--profile-stage",
+            choices=[s for s, _, _ in bench.STAGES],
+            help="profile this stage instead of the slowest",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_services()
+        self.prefixes: list[str] = []
+        try:
+            self._bench(options)
+        finally:
+            for prefix in self.prefixes:  # a bench's topics are its own: leave the broker clean
+                delete_topics_with_prefix(prefix)
+
+    def _bench(self, options: dict[str, Any]) -> None:
         run = bench.PipelineRun(trades=options["trades"], out_dir=Path(options["out"]))
         stages = [s for s, _, _ in bench.STAGES if bench.stage_available(s)]
         keys, values = self._messages(run)
@@ -53,38 +73,110 @@ class Command(BaseCommand):
         )
         result.kafka_ceiling_rate = bench.kafka_ceiling(values, keys)
         result.postgres_copy_rate = bench.postgres_copy_rate(len(values))
-        done, rss = self._pass(run, stages, keys, values, options["timeout"])
-        self._figures(result, run, stages, done, rss)
+        timeout = options["timeout"]
+
+        self.stdout.write(f"pass 1 (concurrent): every stage running, {len(values)} messages")
+        self._use_prefix(run)
+        done, rss, cpu = self._concurrent(run, stages, keys, values, timeout)
+        self._figures(result, run, stages, done, rss, cpu)
+
+        if options["concurrent_only"]:
+            for line in bench.summary_lines(result):
+                self.stdout.write(line)
+            return
+        self.stdout.write("pass 2 (drain): each stage alone on the full backlog of its input")
+        drain = bench.PipelineRun(trades=run.trades, out_dir=run.out_dir, seed=run.seed + 1)
+        self._use_prefix(drain)
+        d_keys, d_values = self._messages(drain)
+        for figure, (messages, seconds) in zip(
+            result.stages,
+            self._drain(drain, stages, d_keys, d_values, timeout).values(),
+            strict=True,
+        ):
+            figure.messages, figure.drain_seconds = messages, seconds
+            figure.rate = messages / seconds if seconds else 0.0
+
         if not options["no_profile"]:
-            slowest = min(result.stages, key=lambda s: s.rate).stage
-            self.stdout.write(
-                f"second pass: profiling {slowest} on {max(5000, run.trades // 5)} trades"
-            )
+            slowest = options["profile_stage"] or min(result.stages, key=lambda s: s.rate).stage
+            trades = max(5000, run.trades // 5)
+            self.stdout.write(f"pass 3: profiling {slowest} draining {trades} trades alone")
             profiled = bench.PipelineRun(
-                trades=max(5000, run.trades // 5), out_dir=run.out_dir, profile=slowest
+                trades=trades, out_dir=run.out_dir, profile=slowest, seed=run.seed + 2
             )
+            self._use_prefix(profiled)
             p_keys, p_values = self._messages(profiled)
-            self._pass(profiled, stages, p_keys, p_values, options["timeout"])
+            self._drain(profiled, stages[: stages.index(slowest) + 1], p_keys, p_values, timeout)
             result.profile_top = bench.profile_summary(run.out_dir / f"{slowest}.prof", slowest)
         self._report(result, run, options)
 
-    def _pass(
+    def _use_prefix(self, run: bench.PipelineRun) -> None:
+        settings.STREAMING = dataclasses.replace(settings.STREAMING, topic_prefix=run.prefix)
+        ensure_topics(ALL_TOPICS)
+        self.prefixes.append(run.prefix)
+
+    def _concurrent(
         self,
         run: bench.PipelineRun,
         stages: list[str],
         keys: list[bytes],
         values: list[bytes],
         timeout: float,
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        settings.STREAMING = dataclasses.replace(settings.STREAMING, topic_prefix=run.prefix)
-        ensure_topics(ALL_TOPICS)
+    ) -> tuple[dict[str, float], dict[str, float], tuple[dict[str, float], float]]:
+        """Every stage running while the trades are published at full speed."""
         run.start(stages)
         try:
             self._wait_until_ready(run, stages)
-            done = self._push_and_wait(run, stages, keys, values, timeout)
+            meter = bench.CpuMeter(run.pids())
+            meter.start()
+            self._publish(run, keys, values)
+            done = self._wait_done(run, stages, timeout)
+            cpu = meter.stop()
         finally:
             rss = run.stop()
-        return done, rss
+        return done, rss, cpu
+
+    def _drain(
+        self,
+        run: bench.PipelineRun,
+        stages: list[str],
+        keys: list[bytes],
+        values: list[bytes],
+        timeout: float,
+    ) -> dict[str, tuple[int, float]]:
+        """Publish everything first, then run the stages one after another, each alone on the
+        whole backlog of its input: (messages consumed, seconds from its first to its last effect).
+        """
+        self._publish(run, keys, values)
+        figures: dict[str, tuple[int, float]] = {}
+        try:
+            for index, stage in enumerate(stages):
+                run.start([stage])
+                self._wait_done(run, stages[: index + 1], timeout)
+                run.stop_one(stage)
+                figures[stage] = bench.stage_window(stage, f"SIM{run.seed}-")
+        finally:
+            run.stop()
+        return figures
+
+    def _publish(self, run: bench.PipelineRun, keys: list[bytes], values: list[bytes]) -> None:
+        producer = KafkaProducer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            acks="all",
+            linger_ms=5,
+            batch_size=512 * 1024,
+        )
+        target = topics.topic(topics.TRADES_EXECUTED)
+        run.publish_started = time.time()
+        for key, value in zip(keys, values, strict=True):
+            found = TRADE_ID.search(value)
+            if found:
+                run.sent_at.setdefault(found.group(1).decode(), time.time())  # first version
+            producer.send(target, key=key, value=value)
+        producer.flush()
+        producer.close()
+        self.stdout.write(
+            f"  published {len(values)} messages in {time.time() - run.publish_started:.1f} s"
+        )
 
     def _messages(self, run: bench.PipelineRun) -> tuple[list[bytes], list[bytes]]:
         from trades.management.commands.produce_trades import (
@@ -119,52 +211,31 @@ class Command(BaseCommand):
             time.sleep(0.2)
         raise CommandError(f"consumers not ready after 120 s: see the logs in {run.out_dir}")
 
-    def _push_and_wait(
-        self,
-        run: bench.PipelineRun,
-        stages: list[str],
-        keys: list[bytes],
-        values: list[bytes],
-        timeout: float,
+    def _wait_done(
+        self, run: bench.PipelineRun, stages: list[str], timeout: float
     ) -> dict[str, float]:
-        producer = KafkaProducer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            acks="all",
-            linger_ms=5,
-            batch_size=512 * 1024,
-        )
-        target = topics.topic(topics.TRADES_EXECUTED)
-        run.publish_started = time.time()
-        for key, value in zip(keys, values, strict=True):
-            producer.send(target, key=key, value=value)
-        producer.flush()
-        producer.close()
-        self.stdout.write(
-            f"published {len(values)} messages in {time.time() - run.publish_started:.1f} s; waiting for the stages"
-        )
+        """When each stage has applied everything its upstream will ever send it: the stages before
+        it are done, the outbox is empty, and its group's offsets reach its inputs' end offsets."""
         done: dict[str, float] = {}
         deadline = time.monotonic() + timeout
         while len(done) < len(stages):
-            lag = group_lag(run.prefix)
             for stage in stages:
-                group = topics.group(stage)
+                earlier = stages[: stages.index(stage)]
                 if (
                     stage not in done
-                    # a stage sent nothing (all held upstream) has no offsets: done with upstream
-                    and lag.get(group, 0) == 0
-                    and self._upstream_done(stage, stages, done)
+                    and all(s in done for s in earlier)
+                    and (not earlier or outbox_backlog() == 0)
+                    and bench.stage_behind(stage) == 0
                 ):
                     done[stage] = time.time()
             if time.monotonic() > deadline:
+                behind = {s: bench.stage_behind(s) for s in stages if s not in done}
                 raise CommandError(
-                    f"stages not done after {timeout:.0f}s: lag {lag}, outbox {outbox_backlog()}"
+                    f"stages not done after {timeout:.0f}s: behind {behind}, outbox {outbox_backlog()}"
+                    f" (logs in {run.out_dir})"
                 )
             time.sleep(0.2)
         return done
-
-    def _upstream_done(self, stage: str, stages: list[str], done: dict[str, float]) -> bool:
-        earlier = stages[: stages.index(stage)]
-        return all(s in done for s in earlier) and (not earlier or outbox_backlog() == 0)
 
     def _figures(
         self,
@@ -173,28 +244,29 @@ class Command(BaseCommand):
         stages: list[str],
         done: dict[str, float],
         rss: dict[str, float],
+        cpu: tuple[dict[str, float], float],
     ) -> None:
         start = run.publish_started
-        previous = start
-        for stage in stages:
-            seconds = done[stage] - start
-            result.stages.append(
-                bench.StageFigure(
-                    stage, 1, seconds, result.messages_sent / seconds, rss.get(stage, 0.0)
-                )
-            )
-            previous = done[stage]
+        result.stages = [
+            bench.StageFigure(stage, 1, done[stage] - start, peak_rss_mb=rss.get(stage, 0.0))
+            for stage in stages
+        ]
         final, table, column = next((s, t, c) for s, t, c in reversed(bench.STAGES) if s in stages)
         result.final_stage = final
-        result.end_to_end_seconds = previous - start
+        result.end_to_end_seconds = done[final] - start
         result.end_to_end_rate = run.trades / result.end_to_end_seconds
         result.relay_peak_rss_mb = rss.get("relay", 0.0)
+        result.cpu_seconds, result.cpu_busy_share = cpu
         result.ratio_to_ceiling = (
             result.end_to_end_rate / result.kafka_ceiling_rate if result.kafka_ceiling_rate else 0.0
         )
         visible = bench.visible_times(table, column, f"SIM{run.seed}-")
-        publish = datetime.fromtimestamp(start, tz=UTC)
-        latencies = [(at - publish).total_seconds() * 1000 for at in visible.values()]
+        result.trades_through = len(visible)
+        latencies = [
+            (at.timestamp() - run.sent_at[trade_id]) * 1000
+            for trade_id, at in visible.items()
+            if trade_id in run.sent_at
+        ]
         result.latency_p50_ms = bench.percentile(latencies, 0.50)
         result.latency_p99_ms = bench.percentile(latencies, 0.99)
 
