@@ -4,7 +4,7 @@ PY := .venv/bin/python
 TRADES ?= 10000
 RATE ?= 2000
 
-.PHONY: demo test setup services start stop status lint unit integration bench chaos clean
+.PHONY: demo test setup services start stop status lint unit integration bench chaos chaos-mutants clean
 
 ## demo: install what is missing, start everything, stream simulated trades, say where the UI is
 demo: setup
@@ -44,6 +44,11 @@ bench: setup
 ## chaos: seeded faults during a 100,000-trade run; checks zero lost, zero duplicated
 chaos: setup
 	scripts/chaos.sh $(if $(SEED),--seed $(SEED),)
+
+## chaos-mutants: each patch in scripts/chaos/mutants/ (a deliberately broken build) must make
+## chaos fail, and the unpatched tree must pass the same short run
+chaos-mutants: setup
+	scripts/chaos-mutants.sh --control
 
 clean: stop
 	rm -rf var

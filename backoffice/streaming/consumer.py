@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -37,7 +38,15 @@ from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batc
 
 log = logging.getLogger("backoffice.streaming")
 
-TRANSIENT_DB = (OperationalError, InterfaceError)
+# Lost or refused connections: retry the batch. psycopg's own classes are here too because the
+# bulk writers (COPY into the outbox and staging tables) use the raw connection, where a
+# terminated backend raises psycopg.errors.AdminShutdown rather than Django's wrapper.
+TRANSIENT_DB = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 @dataclass(frozen=True)
@@ -309,11 +318,15 @@ class StageRunner:
         lag = 0
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
-            if high is not None:
-                try:
-                    lag += max(0, high - self.consumer.position(tp, timeout_ms=100))
-                except KafkaError:
-                    continue
+            if high is None:
+                continue
+            try:
+                # None while the position is unknown (e.g. the broker is restarting)
+                position = self.consumer.position(tp, timeout_ms=100)
+            except KafkaError:
+                continue
+            if position is not None:
+                lag += max(0, high - position)
         metrics.LAG.labels(self.stage.name).set(lag)
         return lag
 

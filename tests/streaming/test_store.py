@@ -6,9 +6,11 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from django.db import connection
 
+from backoffice.streaming.consumer import Stage, StageRunner
 from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import ConsumerOffset, DeadLetter, OutboxEvent
 from backoffice.streaming.schemas import registry
@@ -100,3 +102,26 @@ def test_a_dead_letter_is_stored_once_and_published_to_the_dlq_topic():
     body = json.loads(bytes(event.value))
     assert body["payload"]["reason"] == "value is not JSON"
     assert body["payload"]["original_text"] == "{not json"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_inside_raw_psycopg_retries_the_whole_batch():
+    """A terminated backend seen by the raw-connection COPY writers (psycopg's AdminShutdown, not
+    Django's wrapper) is transient: the batch is retried as it is, not split into single messages
+    as if the handler had failed on one of them."""
+    calls: list[int] = []
+
+    def flaky(messages, ctx):
+        calls.append(len(messages))
+        if len(calls) == 1:
+            raise psycopg.errors.AdminShutdown(
+                "terminating connection due to administrator command"
+            )
+        return handle_probe(messages, ctx)
+
+    runner = StageRunner(Stage("probe", [INBOUND], flaky), consumer_id="test:flaky")
+    outcome = runner._apply_with_retry([record(o) for o in range(10)])
+    assert calls == [10, 10]
+    assert (outcome.applied, outcome.dead_lettered) == (10, 0)
+    assert effect_stats() == (10, 10)
+    assert DeadLetter.objects.count() == 0

@@ -276,6 +276,7 @@ class Command(BaseCommand):
         lines = bench.summary_lines(result)
         for line in lines:
             self.stdout.write(line)
-        (run.out_dir / "result.json").write_text(bench.to_json(result))
-        bench.write_docs(Path(options["docs"]), result)
-        self.stdout.write(f"wrote {run.out_dir / 'result.json'} and {options['docs']}")
+        docs = Path(options["docs"])
+        docs.with_suffix(".json").write_text(bench.to_json(result) + "\n")
+        bench.write_docs(docs, result)
+        self.stdout.write(f"wrote {docs.with_suffix('.json')} and {docs}")
