@@ -407,9 +407,16 @@ class PipelineRun:
     """One benchmark run: its own topic prefix, consumer processes, trades and measurements."""
 
     def __init__(
-        self, *, trades: int, out_dir: Path, profile: str | None = None, seed: int | None = None
+        self,
+        *,
+        trades: int,
+        out_dir: Path,
+        profile: str | None = None,
+        seed: int | None = None,
+        day: int = 0,
     ):
         self.trades = trades
+        self.day = day  # business days after today the simulated trades are dated
         self.out_dir = out_dir
         self.profile = profile  # the one stage to run under cProfile, if any
         self.seed = seed if seed is not None else int(time.time() * 10) % 10_000_000

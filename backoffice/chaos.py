@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from backoffice.config import BASE_DIR
@@ -153,6 +154,66 @@ def compare(
             f"expected {expected.duplicates} DUPLICATE, found {dict(refusals)}",
         ),
     ]
+
+
+def sent_versions(sent: Iterable[Sent]) -> dict[tuple[str, int], tuple[str, Decimal]]:
+    """(trade id, version) -> (side, quantity) of every valid version published."""
+    versions: dict[tuple[str, int], tuple[str, Decimal]] = {}
+    for message in sent:
+        if message.duplicate or message.kind in ("MALFORMED", "INVALID"):
+            continue
+        payload = json.loads(message.value)
+        if payload["action"] != "CANCEL":
+            versions[(payload["trade_id"], payload["trade_version"])] = (
+                payload["side"],
+                Decimal(payload["quantity"]),
+            )
+    return versions
+
+
+def expect_in_force(
+    sent: Iterable[Sent], verdicts: dict[str, tuple[int | None, str]]
+) -> dict[str, tuple[int, str, Decimal]]:
+    """Trade id -> (version, side, quantity) that settlement and P&L must each hold exactly once.
+
+    ``verdicts`` is compliance's word on each trade: (last validated version, status). Which
+    versions passed the rules is compliance's decision; everything else (sides, quantities, which
+    versions exist) comes from the published messages, not from any downstream table.
+    """
+    versions = sent_versions(sent)
+    expected = {}
+    for trade_id, (validated, status) in verdicts.items():
+        if validated is not None and status != "CANCELLED":
+            side, quantity = versions[(trade_id, validated)]
+            expected[trade_id] = (validated, side, quantity)
+    return expected
+
+
+def compare_in_force(
+    what: str,
+    expected: dict[str, tuple[int, str, Decimal]],
+    actual: dict[str, list[tuple[int, str, Decimal]]],
+) -> Check:
+    """One line: every trade in force held once, at its validated version, side and quantity."""
+    missing = set(expected) - set(actual)
+    extra = set(actual) - set(expected)
+    repeated = {t for t, rows in actual.items() if len(rows) > 1}
+    wrong = {
+        t
+        for t in set(expected) & set(actual)
+        if len(actual[t]) == 1 and actual[t][0] != expected[t]
+    }
+    problems = [
+        f"{len(missing)} missing" + _sample(missing),
+        f"{len(extra)} unexpected" + _sample(extra),
+        f"{len(repeated)} held twice" + _sample(repeated),
+        f"{len(wrong)} at the wrong version or quantity" + _sample(wrong),
+    ]
+    return Check(
+        f"{what}: every validated trade once, at its version and quantity",
+        not (missing or extra or repeated or wrong),
+        f"expected {len(expected)}; " + ", ".join(problems),
+    )
 
 
 def _sample(ids: set[str]) -> str:

@@ -31,7 +31,8 @@ rm -rf "$VAR_DIR/kafka/single"
 
 info "phase 1: single broker, every fault"
 status=0
-TOPIC_PREFIX="chaos$(date +%s)." "$PY" manage.py chaos ${args[@]+"${args[@]}"} || status=1
+# Two consumers per stage: the zombie's partitions pass to the other one (a later --consumers wins).
+TOPIC_PREFIX="chaos$(date +%s)." "$PY" manage.py chaos --consumers 2 ${args[@]+"${args[@]}"} || status=1
 if [[ "$phases" == single ]]; then exit $status; fi
 
 info "phase 2: three-node cluster, a broker lost mid-run"

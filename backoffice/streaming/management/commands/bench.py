@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,9 @@ class Command(BaseCommand):
                 self.stdout.write(line)
             return
         self.stdout.write("pass 2 (drain): each stage alone on the full backlog of its input")
-        drain = bench.PipelineRun(trades=run.trades, out_dir=run.out_dir, seed=run.seed + 1)
+        # Trades of a later business day: in the same database, trades timed before the positions'
+        # last fills would be late trades, and every position would be restated instead of extended.
+        drain = bench.PipelineRun(trades=run.trades, out_dir=run.out_dir, seed=run.seed + 1, day=1)
         self._use_prefix(drain)
         d_keys, d_values = self._messages(drain)
         for figure, (messages, seconds) in zip(
@@ -101,7 +103,7 @@ class Command(BaseCommand):
             trades = max(5000, run.trades // 5)
             self.stdout.write(f"pass 3: profiling {slowest} draining {trades} trades alone")
             profiled = bench.PipelineRun(
-                trades=trades, out_dir=run.out_dir, profile=slowest, seed=run.seed + 2
+                trades=trades, out_dir=run.out_dir, profile=slowest, seed=run.seed + 2, day=2
             )
             self._use_prefix(profiled)
             p_keys, p_values = self._messages(profiled)
@@ -187,7 +189,15 @@ class Command(BaseCommand):
         from trades.simulator import SimConfig, TradeSimulator
 
         snapshot = reference_snapshot()
-        start = default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date())
+        calendar = snapshot.calendars.get("XNYS")
+        start = default_start(calendar, datetime.now(UTC).date())
+        if run.day:  # a later pass trades on a later day, after every fill of the passes before
+            day = (
+                calendar.add_business_days(start.date(), run.day)
+                if calendar
+                else start.date() + timedelta(days=run.day)
+            )
+            start = datetime.combine(day, start.timetz())
         config = SimConfig(seed=run.seed, start=start, mean_gap=mean_gap(run.trades))
         simulator = TradeSimulator(simulation_reference(snapshot), config)
         keys, values = [], []

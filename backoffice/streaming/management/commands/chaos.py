@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,7 @@ class Command(BaseCommand):
                     f"expected {expected.evaluated_versions}, found {evaluated} ({repeated} repeated)",
                 )
             )
+        checks += self._downstream_checks(prefix, sent)
         checks.append(
             chaos.Check(
                 f"lag 0 within {LAG_DEADLINE_SECONDS} s of the last fault",
@@ -278,6 +280,95 @@ class Command(BaseCommand):
                 "never" if caught_up is None else f"{caught_up:.0f} s",
             )
         )
+        return checks
+
+    def _downstream_checks(self, prefix: str, sent: list[chaos.Sent]) -> list[chaos.Check]:
+        """Settlement and P&L: each trade compliance let through held exactly once, at the version,
+        side and quantity that was published; instructions net their obligations exactly once;
+        every position equals the signed sum of its trades."""
+        stages = [s for s in ("compliance", "settlement", "reporting") if bench.stage_available(s)]
+        if "compliance" not in stages:
+            return []
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [prefix] * sql.count("%s"))
+                return list(cursor.fetchall())
+
+        def held(sql: str) -> dict[str, list[tuple[int, str, Decimal]]]:
+            found: dict[str, list[tuple[int, str, Decimal]]] = {}
+            for trade_id, version, side, quantity in rows(sql):
+                found.setdefault(trade_id, []).append((version, side, quantity))
+            return found
+
+        verdicts = {
+            t: (v, s)
+            for t, v, s in rows(
+                "SELECT trade_id, validated_version, status FROM compliance_compliancetrade"
+                " WHERE trade_id LIKE %s"
+            )
+        }
+        expected = chaos.expect_in_force(sent, verdicts)
+        checks = []
+        if "settlement" in stages:
+            checks.append(
+                chaos.compare_in_force(
+                    "settlement obligations",
+                    expected,
+                    held(
+                        "SELECT trade_id, trade_version, side, quantity FROM settlement_obligation"
+                        " WHERE status = 'ACTIVE' AND trade_id LIKE %s"
+                    ),
+                )
+            )
+            (unnetted, misnetted), *_ = rows(
+                "WITH cur AS (SELECT id, net_quantity, unnest(obligation_ids) AS trade_id"
+                "  FROM settlement_instruction WHERE superseded_by = '' AND status <> 'CANCELLED'),"
+                " mine AS (SELECT trade_id FROM settlement_obligation"
+                "  WHERE status = 'ACTIVE' AND trade_id LIKE %s)"
+                " SELECT (SELECT count(*) FROM mine WHERE"
+                "   (SELECT count(*) FROM cur WHERE cur.trade_id = mine.trade_id) <> 1),"
+                " (SELECT count(*) FROM (SELECT cur.id, min(cur.net_quantity) AS net,"
+                "   coalesce(sum(CASE o.side WHEN 'BUY' THEN o.quantity ELSE -o.quantity END)"
+                "    FILTER (WHERE o.status = 'ACTIVE'), 0) AS signed"
+                "   FROM cur LEFT JOIN settlement_obligation o ON o.trade_id = cur.trade_id"
+                "   GROUP BY cur.id) n WHERE n.net <> n.signed)"
+            )
+            checks.append(
+                chaos.Check(
+                    "instructions net each obligation once",
+                    unnetted == 0 and misnetted == 0,
+                    f"{unnetted} obligation(s) not in exactly one current instruction,"
+                    f" {misnetted} instruction(s) whose net quantity is not the sum of theirs",
+                )
+            )
+        if "reporting" in stages:
+            checks.append(
+                chaos.compare_in_force(
+                    "P&L trades",
+                    expected,
+                    held(
+                        "SELECT trade_id, version, side, quantity FROM reporting_positiontrade"
+                        " WHERE status = 'LIVE' AND trade_id LIKE %s"
+                    ),
+                )
+            )
+            # Every position, over every run's trades (the chaos database outlives a run): with
+            # this run's trades checked one by one above, that closes the loop to the messages.
+            (positions, off), *_ = rows(
+                "SELECT count(*), count(*) FILTER (WHERE p.quantity <> coalesce(t.signed, 0))"
+                " FROM reporting_position p LEFT JOIN (SELECT account, instrument,"
+                "  sum(CASE side WHEN 'BUY' THEN quantity ELSE -quantity END) AS signed"
+                "  FROM reporting_positiontrade WHERE status = 'LIVE'"
+                "  GROUP BY account, instrument) t USING (account, instrument)"
+            )
+            checks.append(
+                chaos.Check(
+                    "positions equal the signed sum of their trades",
+                    off == 0,
+                    f"{off} of {positions} position(s) differ",
+                )
+            )
         return checks
 
     def _report(
