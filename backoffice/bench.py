@@ -140,14 +140,19 @@ def peak_rss_mb(pid: int) -> float:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (0 when it is gone)."""
+def process_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time a process has used so far (0 when it is gone); with
+    ``reaped_children``, plus that of the children it has waited for (the postmaster's
+    backends that have exited: a consumer reconnects every CONN_MAX_AGE)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / CLOCK_TICKS
 
 
 def service_pids() -> dict[str, list[int]]:
@@ -203,8 +208,11 @@ class CpuMeter:
 
     def _snapshot(self) -> dict[tuple[str, int], float]:
         pids = {name: [pid] for name, pid in self.processes.items()} | service_pids()
+        postmaster = pids["postgresql"][:1]  # service_pids lists it first
         return {
-            (name, pid): process_cpu_seconds(pid) for name, group in pids.items() for pid in group
+            (name, pid): process_cpu_seconds(pid, reaped_children=pid in postmaster)
+            for name, group in pids.items()
+            for pid in group
         }
 
     def start(self) -> None:
