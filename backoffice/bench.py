@@ -533,4 +533,7 @@ def profile_summary(path: Path, stage: str, lines: int = 18) -> list[str]:
     text = StringIO()
     pstats.Stats(str(path), stream=text).sort_stats("cumulative").print_stats(lines)
     body = [line for line in text.getvalue().splitlines() if line.strip()]
-    return [f"slowest stage: {stage} (profiled in a second, smaller pass)", *body[-(lines + 1) :]]
+    return [
+        f"slowest stage: {stage} (pass 3: draining alone under cProfile)",
+        *body[-(lines + 1) :],
+    ]
