@@ -220,6 +220,11 @@ def _sample(ids: set[str]) -> str:
     return f" (e.g. {', '.join(sorted(ids)[:3])})" if ids else ""
 
 
+# Processes that are not ``consume_<stage>``: the relay, and the custodian simulator answering
+# settlement instructions (its statuses drive payments).
+COMMANDS = {"relay": ["relay_outbox"], "custodian": ["run_custodian_simulator", "--seed", "1"]}
+
+
 class Fleet:
     """The platform's processes for the run: start, kill -9, stop/continue, scale — and, like a
     process supervisor, restart any that exits on its own (a consumer started while PostgreSQL is
@@ -250,10 +255,11 @@ class Fleet:
             self._start(name)
 
     def _start(self, name: str) -> None:
-        command = "relay_outbox" if name == "relay" else f"consume_{name.split('#')[0]}"
+        base = name.split("#")[0]
+        command = COMMANDS.get(base, [f"consume_{base}"])
         log = (self.log_dir / f"{name.replace('#', '-')}.log").open("ab")
         self.running[name] = subprocess.Popen(
-            [sys.executable, str(BASE_DIR / "manage.py"), command],
+            [sys.executable, str(BASE_DIR / "manage.py"), *command],
             cwd=BASE_DIR,
             env=self.env,
             stdout=log,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -50,6 +51,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--kills", type=int, default=20)
         parser.add_argument(
+            "--day",
+            type=int,
+            default=0,
+            help="trade this many business days after today (a second phase in the same database"
+            " must not join the netting keys of a day the first one closed)",
+        )
+        parser.add_argument(
             "--consumers",
             type=int,
             default=1,
@@ -65,14 +73,15 @@ class Command(BaseCommand):
         seed = options["seed"] if options["seed"] is not None else int(time.time()) % 100_000
         self.stdout.write(f"chaos seed {seed} (replay with --seed {seed})")
         ensure_topics(ALL_TOPICS)
-        sent = self._messages(seed, options["trades"])
+        sent = self._messages(seed, options["trades"], options["day"])
         stages = [
             s
             for s in ("capture", "compliance", "settlement", "reporting")
             if bench.stage_available(s)
         ]
         fleet = chaos.Fleet(self._env(), Path(os.environ.get("VAR_DIR", BASE_DIR / "var")) / "log")
-        for name in ["relay", *stages]:
+        custodian = ["custodian"] if "settlement" in stages else []
+        for name in ["relay", *stages, *custodian]:
             fleet.start(name)
         for stage in stages:
             fleet.scale(stage, options["consumers"])
@@ -88,12 +97,40 @@ class Command(BaseCommand):
             runner.join()
             last_fault = time.monotonic()
             caught_up = self._wait_for_lag_zero(last_fault)
+            if custodian:
+                self._close_custodian_days()
         finally:
             fleet.stop_all()
         checks = self._checks(seed, sent, caught_up)
         self._report(seed, options, checks, fleet, faults, time.monotonic() - started)
         if not all(c.passed for c in checks):
             raise CommandError(f"chaos run FAILED (seed {seed})")
+
+    def _close_custodian_days(self) -> None:
+        """End of day at the custodian for every date something is due: it settles (or fails)
+        what it holds and the statuses flow back through settlement into payments."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT DISTINCT settle_date FROM settlement_custodianinstruction")
+            days = sorted(row[0] for row in cursor.fetchall())
+        for day in days:
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(BASE_DIR / "manage.py"),
+                    "run_custodian_simulator",
+                    "--seed",
+                    "1",
+                    "--close-day",
+                    day.isoformat(),
+                ],
+                cwd=BASE_DIR,
+                env=self._env(),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        self.stdout.write(f"custodian closed {len(days)} day(s); waiting for the statuses")
+        if self._wait_for_lag_zero(time.monotonic()) is None:
+            raise CommandError("the custodian's statuses were not applied in time")
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -106,7 +143,7 @@ class Command(BaseCommand):
         )
         return env
 
-    def _messages(self, seed: int, count: int) -> list[chaos.Sent]:
+    def _messages(self, seed: int, count: int, day: int) -> list[chaos.Sent]:
         from trades.management.commands.produce_trades import (
             default_start,
             mean_gap,
@@ -115,9 +152,13 @@ class Command(BaseCommand):
         from trades.simulator import SimConfig, TradeSimulator
 
         snapshot = reference_snapshot()
+        calendar = snapshot.calendars.get("XNYS")
+        start = default_start(calendar, datetime.now(UTC).date())
+        if day and calendar is not None:
+            start = datetime.combine(calendar.add_business_days(start.date(), day), start.timetz())
         config = SimConfig(
             seed=seed,
-            start=default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date()),
+            start=start,
             amend_share=0.05,
             cancel_share=0.02,
             malformed_share=0.01,
@@ -323,11 +364,13 @@ class Command(BaseCommand):
             )
             (unnetted, misnetted), *_ = rows(
                 "WITH cur AS (SELECT id, net_quantity, unnest(obligation_ids) AS trade_id"
-                "  FROM settlement_instruction WHERE superseded_by = '' AND status <> 'CANCELLED'),"
+                "  FROM settlement_instruction WHERE superseded_by = '' AND status <> 'CANCELLED'"
+                "   AND kind = 'NET'),"
+                " held AS (SELECT trade_id, count(*) AS n FROM cur GROUP BY trade_id),"
                 " mine AS (SELECT trade_id FROM settlement_obligation"
                 "  WHERE status = 'ACTIVE' AND trade_id LIKE %s)"
-                " SELECT (SELECT count(*) FROM mine WHERE"
-                "   (SELECT count(*) FROM cur WHERE cur.trade_id = mine.trade_id) <> 1),"
+                " SELECT (SELECT count(*) FROM mine LEFT JOIN held USING (trade_id)"
+                "   WHERE coalesce(held.n, 0) <> 1),"
                 " (SELECT count(*) FROM (SELECT cur.id, min(cur.net_quantity) AS net,"
                 "   coalesce(sum(CASE o.side WHEN 'BUY' THEN o.quantity ELSE -o.quantity END)"
                 "    FILTER (WHERE o.status = 'ACTIVE'), 0) AS signed"
@@ -353,6 +396,26 @@ class Command(BaseCommand):
                     ),
                 )
             )
+        if "settlement" in stages:
+            (instructions, paid, unpaid), *_ = rows(
+                "SELECT count(*), coalesce(sum(n), 0), count(*) FILTER (WHERE settled <> net)"
+                " FROM (SELECT i.instruction_id, i.settled_cash AS settled, count(p.id) AS n,"
+                "  coalesce(sum(CASE WHEN p.creditor = i.account THEN p.amount ELSE -p.amount END),"
+                "   0) AS net"
+                "  FROM settlement_instruction i LEFT JOIN settlement_payment p"
+                "   ON p.instruction_id = i.instruction_id AND p.source = 'SETTLEMENT'"
+                "  WHERE i.settled_cash <> 0 OR p.id IS NOT NULL"
+                "  GROUP BY i.instruction_id, i.settled_cash) x"
+            )
+            checks.append(
+                chaos.Check(
+                    "payments equal each instruction's settled cash",
+                    unpaid == 0 and (instructions == 0 or paid > 0),
+                    f"{instructions} instruction(s) with settled cash, {paid} payment(s);"
+                    f" {unpaid} whose payments do not sum to it",
+                )
+            )
+        if "reporting" in stages:
             # Every position, over every run's trades (the chaos database outlives a run): with
             # this run's trades checked one by one above, that closes the loop to the messages.
             (positions, off), *_ = rows(
