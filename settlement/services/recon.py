@@ -327,6 +327,7 @@ def _write(outcome: _Outcome, now: datetime) -> None:
             "amount",
             "amount_currency",
         ],
+        batch_size=500,  # one CASE over every row is quadratic in PostgreSQL
     )
     resolved = _auto_resolve(list(outcome.resolved.values()), now)
     audit = []
