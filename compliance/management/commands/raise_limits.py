@@ -49,7 +49,11 @@ class Command(BaseCommand):
                 object_type="limits",
                 object_id="credit_limit,MAX_NOTIONAL_ACCOUNT_DAY",
                 at=now,
-                after={"factor": str(factor), "counterparties": counterparties, "rules": rule_count},
+                after={
+                    "factor": str(factor),
+                    "counterparties": counterparties,
+                    "rules": rule_count,
+                },
                 reason=options["reason"],
             )
         self.stdout.write(
