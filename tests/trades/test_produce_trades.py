@@ -45,6 +45,9 @@ def test_by_default_the_run_starts_at_the_last_us_open():
     thanksgiving, saturday = date(2026, 11, 26), date(2026, 11, 28)
     assert default_start(nyse, thanksgiving) == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
     assert default_start(nyse, saturday) == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+    # later business days skip the weekend and the holiday
+    assert default_start(nyse, saturday, 1) == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+    assert default_start(nyse, date(2026, 11, 25), 1) == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
 
 
 def test_a_run_fits_in_one_session_whatever_its_size():

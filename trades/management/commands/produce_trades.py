@@ -86,11 +86,20 @@ def simulation_reference(snapshot: ReferenceSnapshot) -> SimReference:
         raise CommandError(BAD_OPTIONS.format(problem=error)) from None
 
 
-def default_start(calendar: MarketCalendar | None, today: date) -> datetime:
-    """The US open of the latest business day on or before ``today``."""
+def default_start(calendar: MarketCalendar | None, today: date, days_after: int = 0) -> datetime:
+    """The US open of the latest business day on or before ``today``, or of the business day
+    ``days_after`` after that one (a load run's later passes trade on later days)."""
+
+    def closed(d: date) -> bool:
+        return d.weekday() >= 5 or (calendar is not None and not calendar.is_business_day(d))
+
     day = today
-    while day.weekday() >= 5 or (calendar is not None and not calendar.is_business_day(day)):
+    while closed(day):
         day -= timedelta(days=1)
+    for _ in range(days_after):
+        day += timedelta(days=1)
+        while closed(day):
+            day += timedelta(days=1)
     hour, minute = SESSION_OPEN_UTC
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 

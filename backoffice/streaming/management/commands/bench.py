@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,15 +189,8 @@ class Command(BaseCommand):
         from trades.simulator import SimConfig, TradeSimulator
 
         snapshot = reference_snapshot()
-        calendar = snapshot.calendars.get("XNYS")
-        start = default_start(calendar, datetime.now(UTC).date())
-        if run.day:  # a later pass trades on a later day, after every fill of the passes before
-            day = (
-                calendar.add_business_days(start.date(), run.day)
-                if calendar
-                else start.date() + timedelta(days=run.day)
-            )
-            start = datetime.combine(day, start.timetz())
+        # a later pass trades on a later day, after every fill of the passes before
+        start = default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date(), run.day)
         config = SimConfig(seed=run.seed, start=start, mean_gap=mean_gap(run.trades))
         simulator = TradeSimulator(simulation_reference(snapshot), config)
         keys, values = [], []

@@ -153,10 +153,7 @@ class Command(BaseCommand):
         from trades.simulator import SimConfig, TradeSimulator
 
         snapshot = reference_snapshot()
-        calendar = snapshot.calendars.get("XNYS")
-        start = default_start(calendar, datetime.now(UTC).date())
-        if day and calendar is not None:
-            start = datetime.combine(calendar.add_business_days(start.date(), day), start.timetz())
+        start = default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date(), day)
         config = SimConfig(
             seed=seed,
             start=start,
