@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import pstats
+import random
 import subprocess
 import sys
 import time
@@ -427,7 +428,7 @@ class PipelineRun:
         self.day = day  # business days after today the simulated trades are dated
         self.out_dir = out_dir
         self.profile = profile  # the one stage to run under cProfile, if any
-        self.seed = seed if seed is not None else int(time.time() * 10) % 10_000_000
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(10_000_000)
         self.prefix = f"bench{self.seed}."
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.publish_started = 0.0

@@ -17,12 +17,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backoffice.config import BASE_DIR
+
+if TYPE_CHECKING:
+    from trades.calendar import MarketCalendar
 
 FAULTS = (
     "kill9",
@@ -218,6 +223,53 @@ def compare_in_force(
 
 def _sample(ids: set[str]) -> str:
     return f" (e.g. {', '.join(sorted(ids)[:3])})" if ids else ""
+
+
+@dataclass(frozen=True)
+class PhaseDays:
+    """The business days a run touches: the day it trades and the days its trades settle."""
+
+    trade_date: date
+    settle_dates: frozenset[date]
+
+
+def phase_days(trade_date: date, calendars: Mapping[str, MarketCalendar]) -> PhaseDays:
+    """Every settle date trades dated ``trade_date`` can have: one T+N per market calendar (the
+    simulator dates a whole run on its session day, and amendments keep the dates)."""
+    return PhaseDays(
+        trade_date, frozenset(c.settlement_date(trade_date) for c in calendars.values())
+    )
+
+
+CUSTODIAN_DAYS = "custodian days: this run's own settle days, none closed before"
+
+
+def custodian_close(
+    phase: PhaseDays, settle_dates: Iterable[date], closed_before: Iterable[date]
+) -> tuple[list[date], Check]:
+    """The days to close at the custodian, in date order, and the line that says they were ours.
+
+    ``settle_dates`` are the settle dates of this run's obligations, ``closed_before`` the days
+    the custodian had closed when the run ended. A day closes once and settles what is due on or
+    before it, so a day an earlier run in the same database closed would leave this run's
+    instructions due then to settle late, or never: the outcome would depend on the weekday the
+    run started (``scripts/chaos.sh`` gives each phase a database of its own for that reason). A
+    settle date outside ``phase`` means the trades were not dated as the run intended.
+    """
+    own = set(settle_dates)
+    reused = own & set(closed_before)
+    unexpected = own - phase.settle_dates
+    problems = []
+    if reused:
+        problems.append(f"{_days(reused)} already closed by an earlier run in this database")
+    if unexpected:
+        problems.append(f"{_days(unexpected)} not a settle date of trades dated {phase.trade_date}")
+    detail = "; ".join(problems) or f"trades dated {phase.trade_date} settle on {_days(own)}"
+    return sorted(own - reused), Check(CUSTODIAN_DAYS, not problems, detail)
+
+
+def _days(days: set[date]) -> str:
+    return ", ".join(d.isoformat() for d in sorted(days)) or "no day"
 
 
 # Processes that are not ``consume_<stage>``: the relay, and the custodian simulator answering

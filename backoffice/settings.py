@@ -23,6 +23,9 @@ try:
     REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:56379/0")
     STREAMING = streaming_settings(env)
     LOG_LEVEL = env.str("LOG_LEVEL", "INFO").upper()
+    # The calendar whose business days the back office works on: the business date every page
+    # filters by is its latest business day on or before the clock's today (docs/time.md).
+    BUSINESS_CALENDAR = env.str("BUSINESS_CALENDAR", "NYSE")
 except ConfigError as error:
     sys.stderr.write(f"configuration error: {error}\n")
     raise SystemExit(2) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -14,7 +14,6 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.template import loader
-from django.utils import timezone
 from django.views.decorators.http import etag
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -24,7 +23,9 @@ from backoffice.roles import VIEWER
 from backoffice.streaming import selectors as streaming_selectors
 from backoffice.streaming.models import ConsumerHeartbeat, DeadLetter
 from backoffice.ui import dashboard_cards, role_required
+from core import clock
 from trades.models import Trade
+from trades.selectors import business_date
 
 STYLESHEET = BASE_DIR / "static" / "ui" / "app.css"
 PAGE_NOT_FOUND = "There is nothing at this address."
@@ -55,7 +56,7 @@ class StageLine:
 
 def _rates() -> dict[str, Decimal]:
     """Messages per second since start, summed over each stage's live consumers."""
-    cutoff = timezone.now() - streaming_selectors.STALE_AFTER
+    cutoff = clock.now() - streaming_selectors.STALE_AFTER
     rates: dict[str, Decimal] = {}
     for stage, processed, started, seen in ConsumerHeartbeat.objects.filter(
         last_seen__gte=cutoff
@@ -89,9 +90,8 @@ def stage_lines() -> list[StageLine]:
     return lines
 
 
-def trades_today() -> dict[str, int]:
-    today = timezone.localdate()
-    return Trade.objects.filter(trade_date=today).aggregate(
+def trades_on(day: date) -> dict[str, int]:
+    return Trade.objects.filter(trade_date=day).aggregate(
         total=Count("id"),
         new=Count("id", filter=Q(status=Trade.Status.LIVE, current_version=1)),
         amended=Count("id", filter=Q(status=Trade.Status.LIVE, current_version__gt=1)),
@@ -102,7 +102,8 @@ def trades_today() -> dict[str, int]:
 @role_required(VIEWER)
 def home(request: HttpRequest) -> HttpResponseBase:
     stages = stage_lines()
-    today = trades_today()
+    business_day = business_date()
+    today = trades_on(business_day)
     chart = bar_chart(
         [("New", today["new"]), ("Amended", today["amended"]), ("Cancelled", today["cancelled"])],
         title="Today's trades by status",
@@ -117,7 +118,7 @@ def home(request: HttpRequest) -> HttpResponseBase:
         {
             "stages": stages,
             "today": today,
-            "today_date": timezone.localdate(),
+            "today_date": business_day,
             "today_chart": chart,
             "dead_letters_open": sum(line.dead_letters for line in stages),
             "outbox_backlog": streaming_selectors.outbox_backlog(),

@@ -12,7 +12,6 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from backoffice.audit.services import audit_record
 from compliance import selectors, services
@@ -26,6 +25,7 @@ from compliance.models import (
     RuleEvaluation,
 )
 from compliance.rules import validate_config
+from core import clock
 
 RULE_FIELDS = (
     "code",
@@ -96,7 +96,7 @@ class ComplianceRuleAdmin(admin.ModelAdmin[ComplianceRule]):
             action="compliance.rule.change" if change else "compliance.rule.add",
             object_type="compliance.rule",
             object_id=obj.pk,
-            at=timezone.now(),
+            at=clock.now(),
             before=before,
             after=_rule_snapshot(obj),
         )
@@ -109,7 +109,7 @@ class ComplianceRuleAdmin(admin.ModelAdmin[ComplianceRule]):
             action="compliance.rule.delete",
             object_type="compliance.rule",
             object_id=pk or 0,
-            at=timezone.now(),
+            at=clock.now(),
             before=before,
         )
 
@@ -132,13 +132,13 @@ class RestrictedInstrumentAdmin(admin.ModelAdmin[RestrictedInstrument]):
         self, request: HttpRequest, obj: RestrictedInstrument, form: Any, change: bool
     ) -> None:
         saved = services.restricted_instrument_add(
-            isin=obj.isin, reason=obj.reason, actor=request.user, now=timezone.now()
+            isin=obj.isin, reason=obj.reason, actor=request.user, now=clock.now()
         )
         obj.pk, obj.added_by, obj.added_at = saved.pk, saved.added_by, saved.added_at
 
     def delete_model(self, request: HttpRequest, obj: RestrictedInstrument) -> None:
         services.restricted_instrument_remove(
-            isin=obj.isin, actor=request.user, reason="removed in admin", now=timezone.now()
+            isin=obj.isin, actor=request.user, reason="removed in admin", now=clock.now()
         )
 
     def delete_queryset(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -26,6 +25,7 @@ from compliance.models import (
     ExceptionProposal,
     RuleEvaluation,
 )
+from core import clock
 
 STATUS_FOR = {
     errors.Forbidden: status.HTTP_403_FORBIDDEN,
@@ -148,7 +148,7 @@ class ExceptionProposeApi(APIView):
                 actor=request.user,
                 action=data.validated_data["action"],
                 reason=data.validated_data["reason"],
-                now=timezone.now(),
+                now=clock.now(),
             )
         except errors.ComplianceError as error:
             return refusal(error)
@@ -163,7 +163,7 @@ class ExceptionConfirmApi(APIView):
     def post(self, request: Request, exception_id: int) -> Response:
         try:
             exception = services.exception_confirm(
-                exception_id=exception_id, actor=request.user, now=timezone.now()
+                exception_id=exception_id, actor=request.user, now=clock.now()
             )
         except errors.ComplianceError as error:
             return refusal(error)
@@ -178,7 +178,7 @@ class ExceptionWithdrawApi(APIView):
     def post(self, request: Request, exception_id: int) -> Response:
         try:
             proposal = services.exception_withdraw(
-                exception_id=exception_id, actor=request.user, now=timezone.now()
+                exception_id=exception_id, actor=request.user, now=clock.now()
             )
         except errors.ComplianceError as error:
             return refusal(error)

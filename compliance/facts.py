@@ -17,7 +17,7 @@ from typing import Any
 
 from backoffice.money import RATE_PLACES, quantize_places
 from compliance.rules import TradeFacts
-from trades.calendar import MarketCalendar
+from trades.calendar import CalendarNotCoveredError, MarketCalendar
 
 # Every limit, daily total, credit limit and exposure is in this currency: counterparty credit
 # limits are on file in USD, so USD is the one currency they can all be compared in.
@@ -26,6 +26,7 @@ BASE_CURRENCY = "USD"
 UNKNOWN_INSTRUMENT = "UnknownInstrument"
 UNKNOWN_MARKET = "UnknownMarket"
 FX_RATE_MISSING = "FxRateMissing"
+UNCOVERED_DATE = "CalendarNotCovered"  # reason: trades.calendar.CALENDAR_NOT_COVERED
 
 UNKNOWN_INSTRUMENT_REASON = "instrument {isin} is not in the reference data"
 UNKNOWN_MARKET_REASON = "market {mic} of instrument {isin} has no settlement calendar"
@@ -96,7 +97,8 @@ def notional_base(payload: Mapping[str, Any], reference: Reference) -> Decimal:
 
 def trade_facts(payload: Mapping[str, Any], reference: Reference) -> TradeFacts:
     """Everything the rules need about one captured version; raises ``FactsError`` when the
-    instrument, its market's calendar or the FX rate is unknown."""
+    instrument, its market's calendar or the FX rate is unknown, or when the settle date is
+    outside the holidays loaded for that calendar."""
     isin = payload["instrument"]
     status = reference.instrument_status.get(isin)
     if status is None:
@@ -107,6 +109,11 @@ def trade_facts(payload: Mapping[str, Any], reference: Reference) -> TradeFacts:
             UNKNOWN_MARKET, UNKNOWN_MARKET_REASON.format(mic=payload["market"], isin=isin)
         )
     settle_date = date.fromisoformat(payload["settle_date"])
+    try:
+        settle_date_is_business_day = calendar.is_business_day(settle_date)
+    except CalendarNotCoveredError as error:
+        # Refused like unknown reference data: the fix is loading holidays, not a retry.
+        raise FactsError(UNCOVERED_DATE, str(error)) from None
     return TradeFacts(
         trade_id=payload["trade_id"],
         trade_version=payload["trade_version"],
@@ -126,5 +133,5 @@ def trade_facts(payload: Mapping[str, Any], reference: Reference) -> TradeFacts:
         trade_time=parse_time(payload["trade_time"]),
         trade_date=date.fromisoformat(payload["trade_date"]),
         settle_date=settle_date,
-        settle_date_is_business_day=calendar.is_business_day(settle_date),
+        settle_date_is_business_day=settle_date_is_business_day,
     )

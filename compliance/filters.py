@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import django_filters
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from compliance.models import ComplianceException
 from compliance.rules import REGISTRY
+from core import clock
 
 # "Older than": the queue's age is time since the exception was raised.
 AGES: dict[str, tuple[str, timedelta]] = {
@@ -58,4 +58,4 @@ class ExceptionFilter(django_filters.FilterSet):  # type: ignore[misc]
     def filter_age(
         self, queryset: QuerySet[ComplianceException], name: str, value: str
     ) -> QuerySet[ComplianceException]:
-        return queryset.filter(created_at__lte=timezone.now() - AGES[value][1])
+        return queryset.filter(created_at__lte=clock.now() - AGES[value][1])

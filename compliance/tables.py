@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from compliance.models import ComplianceException, ExceptionProposal
+from core import clock
 from trades.tables import display_money
 
 NUM = {"th": {"class": "num"}, "td": {"class": "num"}}
@@ -39,7 +40,7 @@ def shown_net(exception: ComplianceException) -> str:
 
 def age(since: datetime, now: datetime | None = None) -> str:
     """A short age: 45m, 3h 12m, 2d 4h (a future time, e.g. a clock skew, shows as 0m)."""
-    seconds = max(int(((now or timezone.now()) - since).total_seconds()), 0)
+    seconds = max(int(((now or clock.now()) - since).total_seconds()), 0)
     days, rest = divmod(seconds, 86_400)
     hours, minutes = rest // 3600, rest % 3600 // 60
     if days:

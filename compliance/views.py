@@ -20,7 +20,6 @@ from django.db.models import Count, Min, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 
 from backoffice.audit.models import AuditEntry
 from backoffice.roles import APPROVER, OPERATIONS, VIEWER
@@ -41,6 +40,7 @@ from compliance.models import (
     RuleEvaluation,
 )
 from compliance.tables import ExceptionTable, age, shown_net
+from core import clock
 from trades.selectors_timeline import BAD, INFO, OK, WARN, TimelineItem
 from trades.tables import display_number
 
@@ -75,7 +75,7 @@ def exception_queue(request: HttpRequest) -> HttpResponseBase:
     fmt = export_format(request)
     if fmt is not None:
         configure_table(request, table, paginate=False)
-        return export_table(table, fmt=fmt, filename=f"exceptions-{timezone.now():%Y%m%d-%H%M%S}")
+        return export_table(table, fmt=fmt, filename=f"exceptions-{clock.now():%Y%m%d-%H%M%S}")
     configure_table(request, table)
     return render(request, "compliance/queue.html", {"filters": filters, "table": table})
 
@@ -161,7 +161,7 @@ def exception_propose(request: HttpRequest, pk: int) -> HttpResponseBase:
         user: Any = request.user
         try:
             services.exception_propose(
-                exception_id=pk, actor=user, action=action, reason=reason, now=timezone.now()
+                exception_id=pk, actor=user, action=action, reason=reason, now=clock.now()
             )
         except errors.Invalid as error:  # blank reason: show the form again with the sentence
             return _propose_form(request, exception, action, reason, error.message, status=400)
@@ -220,7 +220,7 @@ def exception_confirm(request: HttpRequest, pk: int) -> HttpResponseBase:
     if request.method == "POST":
         user: Any = request.user
         try:
-            decided = services.exception_confirm(exception_id=pk, actor=user, now=timezone.now())
+            decided = services.exception_confirm(exception_id=pk, actor=user, now=clock.now())
         except errors.ComplianceError as error:
             return refused(request, exception, error)
         status = decided.get_status_display().lower()
@@ -242,7 +242,7 @@ def exception_withdraw(request: HttpRequest, pk: int) -> HttpResponseBase:
     if request.method == "POST":
         user: Any = request.user
         try:
-            services.exception_withdraw(exception_id=pk, actor=user, now=timezone.now())
+            services.exception_withdraw(exception_id=pk, actor=user, now=clock.now())
         except errors.ComplianceError as error:
             return refused(request, exception, error)
         messages.success(request, WITHDRAWN.format(id=pk))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from celery import shared_task
 
+from core import clock
 from reporting.services import eod_run_pending
 
 
 @shared_task(name="reporting.eod_run")
 def eod_run() -> list[str]:
     """End of day for every business date the data has reached; returns the dates built."""
-    return [r.business_date.isoformat() for r in eod_run_pending(now=datetime.now(UTC))]
+    return [r.business_date.isoformat() for r in eod_run_pending(now=clock.now())]

@@ -60,3 +60,24 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# fresh_database NAME REASON: drop and create NAME on the server DATABASE_URL points at, point
+# DATABASE_URL at it, migrate it, load the reference data and raise the limits (an audited change
+# giving REASON), so a run's whole day flows to settlement and P&L instead of waiting in the
+# exception queue. Bench and chaos each measure in databases of their own: nothing an earlier run
+# or the demo left (a closed custodian day, a day's limit usage) can change their outcome.
+fresh_database() {
+  local name="$1" reason="$2"
+  "$PY" - "${DATABASE_URL%/*}/postgres" "$name" <<'PY'
+import sys
+import psycopg
+url, name = sys.argv[1], sys.argv[2]
+with psycopg.connect(url, autocommit=True) as conn:
+    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.execute(f'CREATE DATABASE "{name}"')
+PY
+  export DATABASE_URL="${DATABASE_URL%/*}/$name"
+  "$PY" manage.py migrate --no-input -v 0
+  "$PY" manage.py load_reference_data >/dev/null
+  "$PY" manage.py raise_limits --factor 1000 --reason "$reason" >/dev/null
+}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 
 from backoffice import roles
 from backoffice.audit.models import AuditEntry
+from core import clock
 from settlement import selectors
 from settlement.models import Break, BreakComment, BreakCorrection, Instruction, Payment
 from settlement.services import (
@@ -34,6 +34,8 @@ from settlement.services.breaks import (
     BreakConflict,
     BreakNotFound,
 )
+from trades.calendar import CalendarNotCoveredError
+from trades.selectors import business_date
 
 INSTRUCTION_NOT_FOUND = "There is no instruction {instruction_id}."
 STATUS_FOR = {BreakNotFound: 404, BreakConflict: 409}
@@ -43,11 +45,17 @@ def refusal(error: BreakActionError) -> Response:
     return Response({"detail": str(error)}, status=STATUS_FOR.get(type(error), 400))
 
 
-def paginated(request: Request, view: APIView, rows: Any, serializer: Any) -> Response:
+def paginated(
+    request: Request,
+    view: APIView,
+    rows: Any,
+    serializer: Any,
+    context: dict[str, Any] | None = None,
+) -> Response:
     paginator = LimitOffsetPagination()
     paginator.default_limit = 100
     page = paginator.paginate_queryset(rows, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
+    return paginator.get_paginated_response(serializer(page, many=True, context=context).data)
 
 
 class ReadApi(APIView):
@@ -176,6 +184,11 @@ class FailOutput(serializers.Serializer[Any]):
     penalties = serializers.DecimalField(max_digits=24, decimal_places=2)
 
 
+def as_of_not_covered(error: CalendarNotCoveredError) -> serializers.ValidationError:
+    """A 400 on ``as_of``: fails cannot be aged past the holidays loaded for their calendar."""
+    return serializers.ValidationError({"as_of": [str(error)]})
+
+
 class FailListInput(serializers.Serializer[Any]):
     as_of = serializers.DateField(required=False)
     account = serializers.CharField(required=False, max_length=32)
@@ -190,8 +203,11 @@ class FailListApi(ReadApi):
         filters.is_valid(raise_exception=True)
         data = dict(filters.validated_data)
         bucket = data.pop("bucket", None)
-        data["as_of"] = data.get("as_of") or timezone.now().date()
-        rows = selectors.fails_list(**data)
+        data["as_of"] = data.get("as_of") or business_date()
+        try:
+            rows = selectors.fails_list(**data)
+        except CalendarNotCoveredError as error:
+            raise as_of_not_covered(error) from None
         if bucket is not None:
             rows = [r for r in rows if r.bucket is not None and str(r.bucket) == bucket]
         return Response(FailOutput(rows, many=True).data)
@@ -222,8 +238,12 @@ class FailsReportApi(ReadApi):
     def get(self, request: Request) -> Response:
         data = AsOfInput(data=request.query_params)
         data.is_valid(raise_exception=True)
-        as_of = data.validated_data.get("as_of") or timezone.now().date()
-        return Response(FailsReportOutput(selectors.fails_report(as_of=as_of)).data)
+        as_of = data.validated_data.get("as_of") or business_date()
+        try:
+            report = selectors.fails_report(as_of=as_of)
+        except CalendarNotCoveredError as error:
+            raise as_of_not_covered(error) from None
+        return Response(FailsReportOutput(report).data)
 
 
 class PaymentOutput(serializers.ModelSerializer[Payment]):
@@ -300,7 +320,9 @@ class BreakOutput(serializers.ModelSerializer[Break]):
         )
 
     def get_age(self, obj: Break) -> int:
-        return selectors.break_age(obj, timezone.now().date())
+        # The list passes the business date in once; a single break reads it itself.
+        as_of = self.context.get("as_of") or business_date()
+        return selectors.break_age(obj, as_of)
 
 
 class CommentOutput(serializers.ModelSerializer[BreakComment]):
@@ -362,8 +384,9 @@ class BreakListApi(ReadApi):
     def get(self, request: Request) -> Response:
         filters = BreakListInput(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        rows = selectors.breaks_list(today=timezone.now().date(), **filters.validated_data)
-        return paginated(request, self, rows, BreakOutput)
+        as_of = business_date()
+        rows = selectors.breaks_list(today=as_of, **filters.validated_data)
+        return paginated(request, self, rows, BreakOutput, context={"as_of": as_of})
 
 
 class BreakDetailApi(ReadApi):
@@ -404,7 +427,7 @@ class BreakAssignApi(ReadApi):
                 break_id=break_id,
                 owner=data.validated_data["owner"],
                 actor=request.user,
-                now=timezone.now(),
+                now=clock.now(),
             )
         except BreakActionError as error:
             return refusal(error)
@@ -421,7 +444,7 @@ class BreakCommentApi(ReadApi):
                 break_id=break_id,
                 text=data.validated_data["text"],
                 actor=request.user,
-                now=timezone.now(),
+                now=clock.now(),
             )
         except BreakActionError as error:
             return refusal(error)
@@ -439,7 +462,7 @@ class BreakResolveApi(ReadApi):
                 reason=data.validated_data["reason"],
                 amount=data.validated_data.get("amount"),
                 actor=request.user,
-                now=timezone.now(),
+                now=clock.now(),
             )
         except BreakActionError as error:
             return refusal(error)
@@ -456,7 +479,7 @@ class BreakAcceptApi(ReadApi):
                 break_id=break_id,
                 reason=data.validated_data["reason"],
                 actor=request.user,
-                now=timezone.now(),
+                now=clock.now(),
             )
         except BreakActionError as error:
             return refusal(error)

@@ -12,11 +12,11 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from settlement.models import Break, Instruction, Payment
 from settlement.models.breaks import OPEN_STATUSES
 from trades.filters import account_choices
+from trades.selectors import business_date
 
 DATE = forms.DateInput(attrs={"type": "date"})
 OPEN = "open"  # the breaks page's default: open or assigned
@@ -63,7 +63,7 @@ class FailFilter(forms.Form):
         return self
 
     def day(self) -> date:
-        return (self.cleaned_data.get("as_of") if self.is_valid() else None) or today()
+        return (self.cleaned_data.get("as_of") if self.is_valid() else None) or business_date()
 
 
 class PaymentFilter(django_filters.FilterSet):  # type: ignore[misc]
@@ -106,6 +106,10 @@ class BreakFilter(django_filters.FilterSet):  # type: ignore[misc]
         model = Break
         fields: list[str] = []
 
+    def __init__(self, *args: Any, as_of: date | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.as_of = as_of  # ages count to the business date; read when first needed
+
     def filter_status(self, queryset: QuerySet[Break], name: str, value: Any) -> QuerySet[Break]:
         if value == OPEN:
             return queryset.filter(status__in=OPEN_STATUSES)
@@ -113,9 +117,5 @@ class BreakFilter(django_filters.FilterSet):  # type: ignore[misc]
 
     def filter_min_age(self, queryset: QuerySet[Break], name: str, value: Any) -> QuerySet[Break]:
         # Age counts from the as-of date the break opened (``selectors.break_age``).
-        limit = today() - timedelta(days=int(value))
+        limit = (self.as_of or business_date()) - timedelta(days=int(value))
         return queryset.filter(Q(opened_as_of__lte=limit))
-
-
-def today() -> date:
-    return timezone.localdate()

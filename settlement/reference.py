@@ -1,6 +1,6 @@
 """The slice of reference data settlement needs, as plain dicts, cached per process briefly.
 
-Built from ``trades.selectors.reference_snapshot`` (six queries); the hot paths (custodian
+Built from ``trades.selectors.reference_snapshot`` (seven queries); the hot paths (custodian
 statuses, statements) read it at most once a minute instead of once a batch. Reference data is
 loaded at deployment and rarely changes; ``reference_clear()`` forgets the cache (tests).
 """

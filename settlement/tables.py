@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 
 from settlement.models import Break, Instruction, Payment
 from settlement.selectors import FailRow, break_age
+from trades.selectors import business_date
 from trades.tables import display_money, display_number
 
 NUM = {"th": {"class": "num"}, "td": {"class": "num"}}
@@ -268,8 +269,13 @@ class BreakTable(tables.Table):  # type: ignore[misc]
     def render_amount(self, record: Break) -> str:
         return display_money(record.amount, record.amount_currency or "USD")
 
+    def __init__(self, *args: Any, as_of: date | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Ages count to the business date, read once per table rather than once per row.
+        self.as_of = as_of or business_date()
+
     def render_age(self, record: Break) -> int:
-        return break_age(record, timezone.localdate())
+        return break_age(record, self.as_of)
 
     def value_age(self, record: Break) -> int:
-        return break_age(record, timezone.localdate())
+        return break_age(record, self.as_of)

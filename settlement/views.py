@@ -9,7 +9,7 @@ service's own message tells the user why an action was refused.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 from typing import Any
@@ -17,10 +17,9 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Min, Q, Subquery
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 
 from backoffice.charts import bar_chart
 from backoffice.roles import OPERATIONS, VIEWER
@@ -32,8 +31,11 @@ from backoffice.ui import (
     role_required,
     user_roles,
 )
+from core import clock
+from settlement import fails as pure_fails
 from settlement import selectors
-from settlement.filters import BreakFilter, FailFilter, InstructionFilter, PaymentFilter, today
+from settlement.fails import FailsReport
+from settlement.filters import BreakFilter, FailFilter, InstructionFilter, PaymentFilter
 from settlement.models import (
     Break,
     BreakCorrection,
@@ -43,6 +45,7 @@ from settlement.models import (
     Payment,
 )
 from settlement.models.breaks import OPEN_STATUSES
+from settlement.policy import PENALTY_RATES
 from settlement.services import (
     BreakActionError,
     break_accept,
@@ -52,6 +55,8 @@ from settlement.services import (
 )
 from settlement.services.breaks import BREAK_NOT_FOUND, CORRECTABLE
 from settlement.tables import BreakTable, FailTable, InstructionTable, PaymentTable
+from trades.calendar import CalendarNotCoveredError
+from trades.selectors import business_date
 from trades.selectors_timeline import BAD, INFO, OK, WARN, TimelineItem
 from trades.tables import display_money, display_number
 
@@ -65,7 +70,7 @@ RATIO_DAYS = 7  # the netting-ratio panel shows settle dates this many days eith
 
 
 def _stamp() -> str:
-    return f"{timezone.now():%Y%m%d-%H%M%S}"
+    return f"{clock.now():%Y%m%d-%H%M%S}"
 
 
 @role_required(VIEWER)
@@ -77,7 +82,7 @@ def instructions(request: HttpRequest) -> HttpResponseBase:
         return export_table(table, fmt=fmt, filename=f"instructions-{_stamp()}")
     configure_table(request, table)
     day = filters.form.cleaned_data.get("settle_date") if filters.is_valid() else None
-    centre = day or today()
+    centre = day or business_date()
     ratios = selectors.netting_ratios(
         date_from=day or centre - timedelta(days=RATIO_DAYS),
         date_to=day or centre + timedelta(days=RATIO_DAYS),
@@ -94,9 +99,12 @@ def fails(request: HttpRequest) -> HttpResponseBase:
     form = FailFilter(request.GET or None)
     as_of = form.day()
     wanted = form.cleaned_data if form.is_valid() else {}
-    rows = selectors.fails_list(
-        as_of=as_of, account=wanted.get("account") or None, status=wanted.get("status") or None
-    )
+    try:
+        rows = selectors.fails_list(
+            as_of=as_of, account=wanted.get("account") or None, status=wanted.get("status") or None
+        )
+    except CalendarNotCoveredError as error:
+        return _fails_not_covered(request, form, as_of, error)
     if bucket := wanted.get("bucket"):
         rows = [r for r in rows if r.bucket is not None and str(r.bucket) == bucket]
     rows.sort(key=lambda r: (-r.age, r.fail.intended_settle_date, r.fail.instruction_id))
@@ -105,7 +113,37 @@ def fails(request: HttpRequest) -> HttpResponseBase:
         configure_table(request, table, paginate=False)
         return export_table(table, fmt=fmt, filename=f"fails-{as_of:%Y%m%d}")
     configure_table(request, table)
-    report = selectors.fails_report(as_of=as_of)
+    try:
+        report = selectors.fails_report(as_of=as_of)
+    except CalendarNotCoveredError as error:
+        return _fails_not_covered(request, form, as_of, error)
+    return _fails_page(request, form, table, report)
+
+
+def _fails_not_covered(
+    request: HttpRequest, form: FailFilter, as_of: date, error: CalendarNotCoveredError
+) -> HttpResponseBase:
+    """The fails page when ``as_of`` ages a fail past its calendar's loaded holidays.
+
+    Ages and penalties there would be guesses, so the page shows none: the filter bar keeps the
+    date with the calendar's message (what to load) on it, and stays usable to pick another one.
+    An export gets the message instead of a file that looks like "no fails".
+    """
+    if export_format(request) is not None:
+        return HttpResponse(str(error), status=400, content_type="text/plain; charset=utf-8")
+    if not form.is_bound:  # the default date: bind it so the bar shows it with its error
+        form = FailFilter({"as_of": as_of.isoformat()})
+        form.is_valid()
+    form.add_error("as_of", str(error))
+    table = FailTable([])
+    configure_table(request, table)
+    empty = pure_fails.fails_report([], as_of, {}, PENALTY_RATES)
+    return _fails_page(request, form, table, empty)
+
+
+def _fails_page(
+    request: HttpRequest, form: FailFilter, table: FailTable, report: FailsReport
+) -> HttpResponseBase:
     by_bucket: dict[str, int] = {}
     for line in report.buckets:
         by_bucket[str(line.bucket)] = by_bucket.get(str(line.bucket), 0) + line.count
@@ -116,7 +154,7 @@ def fails(request: HttpRequest) -> HttpResponseBase:
         {
             "filters": form,
             "table": table,
-            "as_of": as_of,
+            "as_of": report.as_of,
             "report": report,
             "buckets": buckets,
             "bucket_lines": [
@@ -148,13 +186,16 @@ def payments(request: HttpRequest) -> HttpResponseBase:
 def breaks(request: HttpRequest) -> HttpResponseBase:
     data = request.GET.copy()
     data.setdefault("status", "open")  # open work first; "Any status" shows every break
-    filters = BreakFilter(data, queryset=Break.objects.all())
-    table = BreakTable(filters.qs if filters.is_valid() else Break.objects.none())
+    as_of = business_date()
+    filters = BreakFilter(data, queryset=Break.objects.all(), as_of=as_of)
+    table = BreakTable(filters.qs if filters.is_valid() else Break.objects.none(), as_of=as_of)
     if (fmt := export_format(request)) is not None:
         configure_table(request, table, paginate=False)
         return export_table(table, fmt=fmt, filename=f"breaks-{_stamp()}")
     configure_table(request, table)
-    return render(request, "settlement/breaks.html", {"filters": filters, "table": table})
+    return render(
+        request, "settlement/breaks.html", {"filters": filters, "table": table, "as_of": as_of}
+    )
 
 
 def _break_or_404(break_id: int) -> Break:
@@ -184,7 +225,7 @@ def break_detail(request: HttpRequest, break_id: int) -> HttpResponseBase:
         "settlement/break_detail.html",
         {
             "break": b,
-            "age": selectors.break_age(b, today()),
+            "age": selectors.break_age(b, business_date()),
             "shown": {
                 "internal": display_number(b.internal_value),
                 "custodian": display_number(b.custodian_value),
@@ -235,7 +276,7 @@ def break_assign_view(request: HttpRequest, break_id: int) -> HttpResponseBase:
     owner = request.POST.get("owner", "").strip()
 
     def run() -> str:
-        b = break_assign(break_id=break_id, owner=owner, actor=_actor(request), now=timezone.now())
+        b = break_assign(break_id=break_id, owner=owner, actor=_actor(request), now=clock.now())
         return ASSIGNED.format(id=b.pk, owner=b.owner)
 
     return _done(request, break_id, run)
@@ -247,7 +288,7 @@ def break_comment_view(request: HttpRequest, break_id: int) -> HttpResponseBase:
     text = request.POST.get("text", "")[:4000]
 
     def run() -> str:
-        break_comment(break_id=break_id, text=text, actor=_actor(request), now=timezone.now())
+        break_comment(break_id=break_id, text=text, actor=_actor(request), now=clock.now())
         return COMMENTED.format(id=break_id)
 
     return _done(request, break_id, run)
@@ -273,7 +314,7 @@ def break_resolve_view(request: HttpRequest, break_id: int) -> HttpResponseBase:
             reason=reason,
             amount=amount,
             actor=_actor(request),
-            now=timezone.now(),
+            now=clock.now(),
         )
         return RESOLVED.format(
             id=break_id,
@@ -291,7 +332,7 @@ def break_accept_view(request: HttpRequest, break_id: int) -> HttpResponseBase:
     reason = request.POST.get("reason", "")[:2000]
 
     def run() -> str:
-        break_accept(break_id=break_id, reason=reason, actor=_actor(request), now=timezone.now())
+        break_accept(break_id=break_id, reason=reason, actor=_actor(request), now=clock.now())
         return ACCEPTED.format(id=break_id)
 
     return _done(request, break_id, run)
@@ -304,7 +345,10 @@ def fails_card(request: HttpRequest) -> DashboardCard | None:
     """Open settlement fails: how many, and the oldest intended settle date (one query)."""
     if VIEWER not in user_roles(request.user):
         return None
-    stats = Fail.objects.filter(status=Fail.Status.OPEN).aggregate(
+    # The fails page lists fails as of a date; the card counts them as of the same business date
+    # and links there, so the number on the card is the number on the page it opens.
+    as_of = business_date()
+    stats = Fail.objects.filter(status=Fail.Status.OPEN, intended_settle_date__lte=as_of).aggregate(
         n=Count("id"), oldest=Min("intended_settle_date")
     )
     oldest = stats["oldest"]
@@ -312,7 +356,7 @@ def fails_card(request: HttpRequest) -> DashboardCard | None:
         title="Settlement fails",
         value=f"{stats['n']:,}",
         detail=f"oldest due {oldest.isoformat()}" if oldest else "no open fails",
-        link=reverse("settlement-ui-fails"),
+        link=f"{reverse('settlement-ui-fails')}?as_of={as_of.isoformat()}&status=OPEN",
         tone="bad" if stats["n"] else "ok",
     )
 

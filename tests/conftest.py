@@ -16,16 +16,77 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.conf import settings
 
 from backoffice import preflight
 from backoffice.streaming import kafka_admin
+from core import clock
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# ``TEST_CLOCK=+365d`` or ``TEST_CLOCK=2027-12-25T15:00:00Z`` runs the whole session with the
+# process's wall clock moved there (ticking on). Code that reads the clock anywhere but
+# ``core.clock``, or a test that depends on the day it runs, fails under it; CI runs the
+# service-free and database tests this way (scripts/run-tests.sh).
+TEST_CLOCK = os.environ.get("TEST_CLOCK", "")
+BAD_TEST_CLOCK = "TEST_CLOCK must be +<days>d or an ISO 8601 instant with a zone, got {value!r}"
+_session_travel: Any = None
+
+
+def moved_clock(value: str, *, real_now: datetime) -> datetime:
+    """Where ``TEST_CLOCK`` puts the clock: ``+Nd``/``-Nd`` from ``real_now``, or an instant."""
+    if value[:1] in "+-" and value.endswith("d") and value[1:-1].isdigit():
+        return real_now + timedelta(days=int(value[:-1]))
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise pytest.UsageError(BAD_TEST_CLOCK.format(value=value)) from None
+    if instant.tzinfo is None:
+        raise pytest.UsageError(BAD_TEST_CLOCK.format(value=value))
+    return instant
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _session_travel
+    if TEST_CLOCK:
+        _session_travel = time_machine.travel(
+            moved_clock(TEST_CLOCK, real_now=clock.now()), tick=True
+        )
+        _session_travel.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_travel is not None:
+        _session_travel.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if TEST_CLOCK:
+        return f"clock moved by TEST_CLOCK={TEST_CLOCK}: now is {clock.now():%a %Y-%m-%d %H:%M} UTC"
+    return None
+
+
+@pytest.fixture
+def set_clock(time_machine: Any) -> Callable[[datetime], None]:
+    """Stop the product's clock at an instant for this test: ``set_clock(datetime(...))``.
+
+    Every ``core.clock`` read (and Django's ``auto_now``) then sees that instant until the test
+    moves it again; the clock is restored afterwards. Not for tests that run Kafka clients or
+    subprocesses, which need the real time to pass.
+    """
+
+    def move(instant: datetime) -> None:
+        if instant.tzinfo is None:
+            raise ValueError("set_clock needs an aware datetime (the product's clock is UTC)")
+        time_machine.move_to(instant, tick=False)
+
+    return move
 
 
 def wait_until(

@@ -1,13 +1,20 @@
-"""The chaos run's own logic (no services): its seeded schedule and the expectation it checks the
-database against. The run itself is ``make chaos``; that a broken build fails it is
+"""The chaos run's own logic (no services): its seeded schedule, its dates and the expectation it
+checks the database against. The run itself is ``make chaos``; that a broken build fails it is
 ``make chaos-mutants``."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from backoffice import chaos
+from backoffice.streaming.management.commands.chaos import messages, trade_start
+from trades.calendar import MarketCalendar
+from trades.simulator import SimCounterparty, SimInstrument, SimReference
 
 
 def sent(
@@ -68,3 +75,117 @@ def test_compare_in_force_names_missing_extra_doubled_and_wrong_trades() -> None
     assert "1 at the wrong version or quantity (e.g. T1)" in check.detail
     doubled = {"T1": [(2, "BUY", Decimal("150"))] * 2, "T3": [(1, "BUY", Decimal("7"))]}
     assert "1 held twice (e.g. T1)" in chaos.compare_in_force("x", expected, doubled).detail
+
+
+# Chaos's dates (no services): each phase trades on the clock's business day and closes, in a
+# database of its own, exactly the days its trades settle on. The holidays that move the days
+# around these weeks, written here so the test does not follow edits to the reference data.
+NYSE = MarketCalendar(
+    "NYSE",
+    frozenset({date(2026, 11, 26), date(2026, 12, 25), date(2027, 1, 1)}),
+    settlement_cycle=1,
+)
+TARGET2 = MarketCalendar(
+    "TARGET2",
+    frozenset({date(2026, 12, 25), date(2026, 12, 26), date(2027, 1, 1)}),
+    settlement_cycle=2,
+)
+CALENDARS = {"XNYS": NYSE, "XNAS": NYSE, "ARCX": NYSE, "XETR": TARGET2, "XPAR": TARGET2}
+# Every weekday of an ordinary week (with Wednesday 2026-12-02, the day the issue was found), of
+# Thanksgiving week (NYSE closed, TARGET2 open), of Christmas week and of New Year's week.
+MONDAYS = (date(2026, 11, 30), date(2026, 11, 23), date(2026, 12, 21), date(2026, 12, 28))
+DAYS = [monday + timedelta(days=n) for monday in MONDAYS for n in range(7)]
+REFERENCE = SimReference(
+    instruments=(
+        SimInstrument("US0378331005", "USD", "XNYS", Decimal("0.01"), Decimal("231.40")),
+        SimInstrument("DE0007164600", "EUR", "XETR", Decimal("0.01"), Decimal("120.50")),
+    ),
+    accounts=("ACC-0001", "ACC-0002"),
+    counterparties=(SimCounterparty("CP-NRTH", frozenset({"XNYS", "XETR"})),),
+    calendars=CALENDARS,
+)
+
+
+def _at_noon(time_machine: Any, day: date) -> None:
+    time_machine.move_to(datetime.combine(day, time(12), tzinfo=UTC), tick=False)
+
+
+@pytest.mark.parametrize("today", DAYS, ids=lambda d: f"{d:%a-%Y-%m-%d}")
+def test_a_phase_trades_on_a_business_day_and_closes_only_its_own_settle_days(
+    time_machine: Any, today: date
+) -> None:
+    _at_noon(time_machine, today)
+    trade_date = trade_start(CALENDARS).date()
+    # the clock's business day: the last NYSE business day on or before its today
+    assert NYSE.is_business_day(trade_date)
+    assert trade_date <= today
+    assert not any(
+        NYSE.is_business_day(trade_date + timedelta(days=n))
+        for n in range(1, (today - trade_date).days + 1)
+    )
+    phase = chaos.phase_days(trade_date, CALENDARS)
+    assert phase.settle_dates == {
+        NYSE.settlement_date(trade_date),
+        TARGET2.settlement_date(trade_date),
+    }
+    assert all(d > trade_date for d in phase.settle_dates)
+    # scripts/chaos.sh gives each phase a fresh database: the custodian has closed nothing yet
+    days, check = chaos.custodian_close(phase, phase.settle_dates, closed_before=[])
+    assert check.passed, check.detail
+    assert days == sorted(phase.settle_dates)
+
+
+@pytest.mark.parametrize("today", [date(2026, 12, 2), date(2026, 11, 28), date(2026, 12, 24)])
+def test_every_trade_a_run_sends_settles_on_one_of_its_phase_days(
+    time_machine: Any, today: date
+) -> None:
+    _at_noon(time_machine, today)
+    start = trade_start(CALENDARS)
+    phase = chaos.phase_days(start.date(), CALENDARS)
+    instruments = {i.isin: i.market for i in REFERENCE.instruments}
+    settle_dates = set()
+    for message in messages(REFERENCE, seed=7, count=5000, start=start):
+        if message.kind in ("MALFORMED", "INVALID"):
+            continue
+        payload = json.loads(message.value)
+        assert payload["trade_date"] == phase.trade_date.isoformat()
+        calendar = CALENDARS[instruments[payload["instrument"]]]
+        settle_dates.add(
+            date.fromisoformat(payload["settle_date"])
+            if "settle_date" in payload
+            else calendar.settlement_date(phase.trade_date)
+        )
+    assert settle_dates == phase.settle_dates
+
+
+def test_a_whole_default_run_stays_on_its_trade_date() -> None:
+    # 100,000 trades spread over the session from the US open: none may spill into the next
+    # day, whose settle dates the run would not close.
+    start = datetime(2026, 12, 2, 14, 30, tzinfo=UTC)
+    dates = {
+        json.loads(m.value)["trade_date"]
+        for m in messages(REFERENCE, seed=11, count=100_000, start=start)
+        if m.kind not in ("MALFORMED", "INVALID")
+    }
+    assert dates == {"2026-12-02"}
+
+
+def test_it_names_a_settle_day_an_earlier_phase_closed_in_the_same_database() -> None:
+    # The layout before this fix, from Wednesday 2026-12-02: phase 1 trades Wednesday and closes
+    # Thursday (NYSE T+1) and Friday (TARGET2 T+2); phase 2, in the same database a business day
+    # later, has its NYSE trades due on that Friday, which the custodian closes only once.
+    first = chaos.phase_days(date(2026, 12, 2), CALENDARS)
+    second = chaos.phase_days(date(2026, 12, 3), CALENDARS)
+    assert first.settle_dates == {date(2026, 12, 3), date(2026, 12, 4)}
+    days, check = chaos.custodian_close(second, second.settle_dates, first.settle_dates)
+    assert not check.passed
+    assert check.name == chaos.CUSTODIAN_DAYS
+    assert "2026-12-04 already closed by an earlier run in this database" in check.detail
+    assert days == [date(2026, 12, 7)]
+
+
+def test_it_names_a_settle_date_the_phase_did_not_trade_for() -> None:
+    phase = chaos.phase_days(date(2026, 12, 2), CALENDARS)
+    _, check = chaos.custodian_close(phase, {date(2026, 12, 3), date(2026, 12, 7)}, [])
+    assert not check.passed
+    assert check.detail == "2026-12-07 not a settle date of trades dated 2026-12-02"

@@ -3,6 +3,7 @@ from django.contrib import admin
 from trades.models import (
     Account,
     Book,
+    CalendarCoverage,
     Counterparty,
     FxRate,
     Holiday,
@@ -25,6 +26,12 @@ class HolidayAdmin(admin.ModelAdmin[Holiday]):
     list_filter = ("calendar_code",)
     search_fields = ("name",)
     date_hierarchy = "date"
+
+
+@admin.register(CalendarCoverage)
+class CalendarCoverageAdmin(admin.ModelAdmin[CalendarCoverage]):
+    list_display = ("calendar_code", "first_day", "last_day")
+    search_fields = ("calendar_code",)
 
 
 @admin.register(Instrument)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -23,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from backoffice.roles import OPERATIONS, VIEWER, RolePermission
+from core import clock
 from trades.filters import TradeFilter
 from trades.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -180,7 +180,7 @@ class TradeListApi(GenericAPIView[Trade]):
                 payload=submitted.validated_data,
                 key=key,
                 actor=request.user,  # type: ignore[arg-type]
-                now=timezone.now(),
+                now=clock.now(),
             )
         except IdempotencyKeyReused as reused:
             return Response({"detail": str(reused)}, status=status.HTTP_409_CONFLICT)

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from backoffice.money import quantize_money
-from trades.calendar import MarketCalendar
+from trades.calendar import CalendarNotCoveredError, MarketCalendar
 
 UNKNOWN_INSTRUMENT = "UnknownInstrument"
 UNKNOWN_ACCOUNT = "UnknownAccount"
@@ -29,6 +29,7 @@ UNKNOWN_COUNTERPARTY = "UnknownCounterparty"
 CURRENCY_MISMATCH = "CurrencyMismatch"
 INACTIVE_ACCOUNT = "InactiveAccount"
 BAD_DATES = "InvalidDates"
+UNCOVERED_DATE = "CalendarNotCovered"  # reason: trades.calendar.CALENDAR_NOT_COVERED
 
 
 class CaptureRejected(Exception):
@@ -213,7 +214,11 @@ def _settle_date(
     calendar = ref.calendars.get(instrument.market)
     if calendar is None:
         raise CaptureRejected(BAD_DATES, f"no settlement calendar for market {instrument.market}")
-    return calendar.settlement_date(trade_date), True
+    try:
+        return calendar.settlement_date(trade_date), True
+    except CalendarNotCoveredError as error:
+        # Past the loaded holidays T+N is unknown; a guessed date would settle on a holiday.
+        raise CaptureRejected(UNCOVERED_DATE, str(error)) from None
 
 
 class Decision(StrEnum):

@@ -6,20 +6,25 @@ codes and SSIs from plain dicts, so per-trade work never touches the database fo
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
+from django.conf import settings
 from django.db import connection
+from django.db.models import Subquery
 
 from backoffice.money import RATE_PLACES, quantize_places
-from trades.calendar import MarketCalendar
+from core import clock
+from trades.calendar import NO_COVERAGE, CalendarNotCoveredError, Coverage, MarketCalendar
 from trades.capture import AccountRef, CaptureReference, Head, InstrumentRef, SsiRef
 from trades.models import (
     Account,
+    CalendarCoverage,
     Counterparty,
     FxRate,
     Holiday,
@@ -33,7 +38,10 @@ UNKNOWN_CALENDAR = "unknown calendar {code!r}: no market uses it"
 AMBIGUOUS_CALENDAR = (
     "calendar {code!r} is used by markets with different settlement cycles {cycles}"
 )
+BUSINESS_DATE_WITHOUT_HOLIDAYS = "the business date counts weekends only: %s"
 FX_RATE_MISSING = "no FX rate for {base}/{quote} (or {quote}/{base}) on or before {as_of}"
+
+log = logging.getLogger(__name__)
 
 SsiKey = tuple[str, str, str]  # (counterparty code, market MIC, currency)
 
@@ -64,7 +72,12 @@ class ReferenceSnapshot:
 
 
 def reference_snapshot() -> ReferenceSnapshot:
-    """Load all reference data in six queries and index it by natural key."""
+    """Load all reference data in seven queries and index it by natural key.
+
+    Each calendar carries its loaded coverage, so a date past its holidays is refused
+    (``CalendarNotCoveredError``) instead of treated as open; a calendar with no coverage row
+    refuses every date.
+    """
     markets = {m.mic: m for m in Market.objects.all()}
     instruments = {i.isin: i for i in Instrument.objects.select_related("market")}
     accounts = {a.code: a for a in Account.objects.select_related("book")}
@@ -74,11 +87,13 @@ def reference_snapshot() -> ReferenceSnapshot:
         for s in StandingSettlementInstruction.objects.select_related("counterparty", "market")
     }
     holidays = _holidays_by_calendar()
+    coverage = _coverage_by_calendar()
     calendars = {
         mic: MarketCalendar(
             market.calendar_code,
             holidays.get(market.calendar_code, frozenset()),
             settlement_cycle=market.settlement_cycle,
+            covers=coverage.get(market.calendar_code, NO_COVERAGE),
         )
         for mic, market in markets.items()
     }
@@ -99,19 +114,35 @@ def _holidays_by_calendar() -> dict[str, frozenset[date]]:
     return {code: frozenset(days) for code, days in found.items()}
 
 
+def _coverage_by_calendar() -> dict[str, Coverage]:
+    return {
+        code: (first, last)
+        for code, first, last in CalendarCoverage.objects.values_list(
+            "calendar_code", "first_day", "last_day"
+        )
+    }
+
+
 def market_calendar(calendar_code: str) -> MarketCalendar:
     """The settlement calendar ``calendar_code`` with its holidays and its markets' T+N cycle.
 
     Raises ``UnknownCalendarError`` when no market uses the code, or when the markets that share
     it disagree on the settlement cycle (the calendar alone could not say which T+N applies).
+    The calendar refuses dates outside its loaded coverage (``CalendarNotCoveredError``), and
+    every date when it has none.
     """
-    cycles = sorted(
-        set(
-            Market.objects.filter(calendar_code=calendar_code).values_list(
-                "settlement_cycle", flat=True
-            )
+    # The coverage rides on the markets query (still two queries): every page asks for the
+    # business calendar through here.
+    window = CalendarCoverage.objects.filter(calendar_code=calendar_code)
+    rows = set(
+        Market.objects.filter(calendar_code=calendar_code)
+        .annotate(
+            first_day=Subquery(window.values("first_day")),
+            last_day=Subquery(window.values("last_day")),
         )
+        .values_list("settlement_cycle", "first_day", "last_day")
     )
+    cycles = sorted({cycle for cycle, _, _ in rows})
     if not cycles:
         raise UnknownCalendarError(UNKNOWN_CALENDAR.format(code=calendar_code))
     if len(cycles) > 1:
@@ -119,7 +150,9 @@ def market_calendar(calendar_code: str) -> MarketCalendar:
     holidays = frozenset(
         Holiday.objects.filter(calendar_code=calendar_code).values_list("date", flat=True)
     )
-    return MarketCalendar(calendar_code, holidays, settlement_cycle=cycles[0])
+    _, first, last = next(iter(rows))
+    covers: Coverage | tuple[()] = NO_COVERAGE if first is None else (first, last)
+    return MarketCalendar(calendar_code, holidays, settlement_cycle=cycles[0], covers=covers)
 
 
 def fx_rate(base: str, quote: str, as_of: date) -> Decimal:
@@ -231,3 +264,30 @@ def version_hashes(trade_ids: Iterable[str]) -> dict[str, dict[int, str]]:
     ).values_list("trade_id", "version", "input_hash"):
         found.setdefault(trade_id, {})[version] = digest
     return found
+
+
+def business_date(*, today: date | None = None) -> date:
+    """The date the back office is working on: the latest business day of the business calendar
+    (``settings.BUSINESS_CALENDAR``, NYSE by default) on or before the clock's today.
+
+    This is the one rule for "today" in the product: the dashboard counts its trades, fails and
+    breaks as of it, and every page that filters by date defaults to it and shows it. On a
+    weekend or a holiday it is the last day the markets were open, so Saturday's pages show
+    Friday's work.
+
+    Pages must open whatever the reference data holds, so this never raises: when the calendar
+    is not loaded (a fresh database), or today is past the holidays it has, weekends alone decide
+    and a warning says what to load. Settlement dates are never guessed like this: computing one
+    past the holidays is refused (``CalendarNotCoveredError``).
+    """
+    day = clock.today() if today is None else today
+    try:
+        calendar = market_calendar(settings.BUSINESS_CALENDAR)
+        while not calendar.is_business_day(day):
+            day -= timedelta(days=1)
+        return day
+    except (UnknownCalendarError, CalendarNotCoveredError) as error:
+        log.warning(BUSINESS_DATE_WITHOUT_HOLIDAYS, error)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import render
-from django.utils import timezone
 
 from backoffice.roles import VIEWER
 from backoffice.ui import configure_table, export_format, export_table, role_required
+from core import clock
 from trades.filters import TradeFilter
 from trades.models import Trade
 from trades.selectors_blotter import trade_detail, trade_list, version_changes
@@ -25,7 +25,7 @@ def blotter(request: HttpRequest) -> HttpResponseBase:
     fmt = export_format(request)
     if fmt is not None:
         configure_table(request, table, paginate=False)
-        return export_table(table, fmt=fmt, filename=f"trades-{timezone.now():%Y%m%d-%H%M%S}")
+        return export_table(table, fmt=fmt, filename=f"trades-{clock.now():%Y%m%d-%H%M%S}")
     configure_table(request, table)
     return render(
         request,

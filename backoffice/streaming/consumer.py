@@ -18,7 +18,6 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -35,6 +34,7 @@ from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
 from backoffice.streaming.schemas import registry
 from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batch
+from core import clock
 
 log = logging.getLogger("backoffice.streaming")
 
@@ -227,7 +227,7 @@ class StageRunner:
             group=self.group,
             handler=self.stage.handler,
             records=records,
-            now=datetime.now(UTC),
+            now=clock.now(),
         )
 
     def _apply_with_retry(self, records: Sequence[Record]) -> BatchOutcome:

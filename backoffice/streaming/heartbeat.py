@@ -6,9 +6,10 @@ import logging
 import os
 import socket
 import time
-from datetime import UTC, datetime
 
 from django.db import DatabaseError, connection
+
+from core import clock
 
 log = logging.getLogger("backoffice.streaming")
 
@@ -18,7 +19,7 @@ INTERVAL_SECONDS = 2.0
 class Heartbeat:
     def __init__(self, consumer_id: str, stage: str, group: str):
         self.consumer_id, self.stage, self.group = consumer_id, stage, group
-        self.started_at = datetime.now(UTC)
+        self.started_at = clock.now()
         self.processed = 0
         self.dead_lettered = 0
         self._last = 0.0
@@ -37,8 +38,8 @@ class Heartbeat:
                 cursor.execute(
                     'INSERT INTO streaming_consumerheartbeat (consumer_id, stage, "group", pid, host,'
                     " started_at, last_seen, processed, dead_lettered, lag, partitions)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s)"
-                    " ON CONFLICT (consumer_id) DO UPDATE SET last_seen = now(),"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (consumer_id) DO UPDATE SET last_seen = EXCLUDED.last_seen,"
                     " processed = EXCLUDED.processed, dead_lettered = EXCLUDED.dead_lettered,"
                     " lag = EXCLUDED.lag, partitions = EXCLUDED.partitions, started_at = EXCLUDED.started_at, pid = EXCLUDED.pid",
                     [
@@ -48,6 +49,7 @@ class Heartbeat:
                         os.getpid(),
                         socket.gethostname(),
                         self.started_at,
+                        clock.now(),  # the one clock, which the dashboard's staleness reads too
                         self.processed,
                         self.dead_lettered,
                         lag,

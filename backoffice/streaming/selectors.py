@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Sum
-from django.utils import timezone
 
 from backoffice.streaming.models import ConsumerHeartbeat, DeadLetter, OutboxEvent
+from core import clock
 
 STALE_AFTER = timedelta(seconds=15)
 
@@ -26,7 +26,7 @@ class StageRow:
 
 def stage_overview() -> list[StageRow]:
     """One row per stage: consumers alive, counters and lag from the heartbeats."""
-    cutoff = timezone.now() - STALE_AFTER
+    cutoff = clock.now() - STALE_AFTER
     rows: dict[str, StageRow] = {}
     for beat in ConsumerHeartbeat.objects.order_by("stage"):
         old = rows.get(beat.stage)

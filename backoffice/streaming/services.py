@@ -35,13 +35,14 @@ def dead_letter_replay(*, dead_letter_id: int, now: datetime) -> bool:
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO streaming_outboxevent (topic, key, value, headers, event_id, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, now())",
+                " VALUES (%s, %s, %s, %s, %s, %s)",
                 [
                     topics.topic(letter.source_topic),
                     bytes(letter.key) if letter.key is not None else None,
                     bytes(letter.value),
                     json.dumps(headers),
                     uuid.uuid4(),
+                    now,
                 ],
             )
             cursor.execute("SELECT pg_notify('outbox', '')")

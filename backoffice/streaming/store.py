@@ -30,6 +30,7 @@ from backoffice.streaming.envelope import (
 )
 from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.schemas import registry
+from core import clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,11 +236,12 @@ def _dead_letter_event(
 def _insert_dead_letters(stage: str, group: str, dead: Sequence[tuple[Record, str, str]]) -> None:
     if not dead:
         return
+    created_at = clock.now()
     with connection.cursor() as cursor:
         cursor.executemany(
             'INSERT INTO streaming_deadletter (stage, "group", source_topic, partition, "offset",'
             " key, value, headers, error_class, reason, status, created_at, replay_count)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'NEW', now(), 0)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'NEW', %s, 0)"
             ' ON CONFLICT ("group", source_topic, partition, "offset") DO NOTHING',
             [
                 (
@@ -253,6 +255,7 @@ def _insert_dead_letters(stage: str, group: str, dead: Sequence[tuple[Record, st
                     _headers_json(r.headers),
                     cls,
                     reason,
+                    created_at,
                 )
                 for r, cls, reason in dead
             ],

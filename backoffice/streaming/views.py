@@ -28,6 +28,7 @@ from backoffice.roles import OPERATIONS, VIEWER
 from backoffice.streaming import services
 from backoffice.streaming.models import DeadLetter
 from backoffice.ui import configure_table, export_format, export_table, role_required, user_roles
+from core import clock
 
 REPLAYED = "Dead letter {id} was replayed to {topic}: its stage will apply it once."
 DISCARDED = "Dead letter {id} was discarded: it will not be replayed."
@@ -138,7 +139,7 @@ def dead_letter_list(request: HttpRequest) -> HttpResponseBase:
     fmt = export_format(request)
     if fmt is not None:
         configure_table(request, table, paginate=False)
-        return export_table(table, fmt=fmt, filename=f"dead-letters-{timezone.now():%Y%m%d}")
+        return export_table(table, fmt=fmt, filename=f"dead-letters-{clock.now():%Y%m%d}")
     configure_table(request, table)
     return render(request, "streaming/dead_letter_list.html", {"filters": filters, "table": table})
 
@@ -197,7 +198,7 @@ def _act(request: HttpRequest, pk: int, *, action: str) -> HttpResponseBase:
         else services.dead_letter_discard_by_user
     )
     user: Any = request.user
-    if perform(dead_letter_id=pk, actor=user, now=timezone.now(), reason=reason):
+    if perform(dead_letter_id=pk, actor=user, now=clock.now(), reason=reason):
         done = REPLAYED if action == "replay" else DISCARDED
         messages.success(request, done.format(id=pk, topic=letter.source_topic))
     else:

@@ -16,6 +16,7 @@ from settlement import fails as pure
 from settlement.models import Fail, FailPenalty, Instruction
 from settlement.policy import PENALTY_RATES
 from settlement.reference import SettlementReference, settlement_reference
+from trades.calendar import CalendarNotCoveredError
 
 log = logging.getLogger("backoffice.settlement")
 
@@ -138,6 +139,8 @@ class AccrualResult:
     fails: int
     created: int
     missing_rate: list[str]  # fails skipped: no penalty rate configured for them
+    uncovered: list[str]  # fails skipped: failing days past their calendar's loaded holidays
+    uncovered_calendars: dict[str, str]  # calendar code -> what to load (first error met on it)
 
 
 def fail_penalties_accrue(
@@ -148,8 +151,9 @@ def fail_penalties_accrue(
     Guarantee: idempotent per (fail, date) — a unique constraint and ``ON CONFLICT DO NOTHING``
     mean re-running for the same or an earlier date adds nothing, and a later date only adds
     the days since. Each row is ``settlement.fails.accrue``'s booked daily penalty on the
-    fail's failed value as of this run. A fail with no configured rate is skipped and named in
-    the result (and logged), never guessed.
+    fail's failed value as of this run. A fail with no configured rate, or whose failing days
+    run past the holidays loaded for its calendar, is skipped and named in the result (and
+    logged), never guessed; the other fails still accrue.
     """
     calendars = settlement_reference().calendars
     due = Fail.objects.filter(intended_settle_date__lte=as_of).filter(
@@ -157,12 +161,19 @@ def fail_penalties_accrue(
     )
     rows: list[FailPenalty] = []
     missing: list[str] = []
+    uncovered: list[str] = []
+    uncovered_calendars: dict[str, str] = {}
     fails = list(due)
     for fail in fails:
         try:
             accrued = pure.accrue(as_pure(fail), as_of, calendars[fail.calendar_code], rates)
         except (pure.MissingRateError, KeyError) as error:
             missing.append(fail.instruction_id)
+            log.warning("no penalty for fail %s: %s", fail.instruction_id, error)
+            continue
+        except CalendarNotCoveredError as error:
+            uncovered.append(fail.instruction_id)
+            uncovered_calendars.setdefault(error.calendar, str(error))
             log.warning("no penalty for fail %s: %s", fail.instruction_id, error)
             continue
         rows.extend(
@@ -181,4 +192,4 @@ def fail_penalties_accrue(
     before = FailPenalty.objects.filter(fail__in=fails).count()
     FailPenalty.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
     created = FailPenalty.objects.filter(fail__in=fails).count() - before
-    return AccrualResult(as_of, len(fails), created, missing)
+    return AccrualResult(as_of, len(fails), created, missing, uncovered, uncovered_calendars)

@@ -11,6 +11,7 @@ import pytest
 from compliance.facts import (
     BASE_CURRENCY,
     FX_RATE_MISSING,
+    UNCOVERED_DATE,
     UNKNOWN_INSTRUMENT,
     UNKNOWN_MARKET,
     FactsError,
@@ -21,7 +22,7 @@ from compliance.facts import (
 from compliance.ledger import LastPrice, Ledger, TradeState
 from compliance.rules import RecentTrade
 from tests.compliance.conftest import AAPL, SAP, captured, sap
-from trades.calendar import MarketCalendar
+from trades.calendar import CALENDAR_NOT_COVERED, MarketCalendar
 
 DAY = date(2026, 11, 25)
 NYSE = MarketCalendar("NYSE", frozenset({date(2026, 11, 26)}), settlement_cycle=1)
@@ -127,6 +128,21 @@ def test_unresolvable_reference_data_is_a_facts_error(payload, error_class):
     with pytest.raises(FactsError) as raised:
         trade_facts(payload, REFERENCE)
     assert raised.value.error_class == error_class
+
+
+def test_a_settle_date_past_the_loaded_holidays_is_a_facts_error_saying_what_to_load():
+    covered = MarketCalendar(
+        "NYSE", NYSE.holidays, settlement_cycle=1, covers=(date(2025, 1, 1), date(2028, 12, 31))
+    )
+    reference = replace(REFERENCE, calendars={"XNAS": covered})
+
+    with pytest.raises(FactsError) as raised:
+        trade_facts(captured(settle_date="2029-01-02"), reference)
+
+    assert raised.value.error_class == UNCOVERED_DATE == "CalendarNotCovered"
+    assert raised.value.reason == CALENDAR_NOT_COVERED.format(
+        calendar="NYSE", first="2025-01-01", last="2028-12-31", day="2029-01-02", year=2029
+    )
 
 
 # -- ledger --------------------------------------------------------------------------------

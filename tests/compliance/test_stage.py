@@ -40,6 +40,7 @@ from tests.compliance.conftest import (
     sap,
     validated,
 )
+from trades.calendar import CALENDAR_NOT_COVERED
 from trades.stage import handle_capture
 
 PASSED = {"outcome": "PASSED", "exception_id": None, "approved_by": None, "override_reason": None}
@@ -106,6 +107,18 @@ def test_an_unknown_instrument_is_dead_lettered_with_the_reason(feed):
     letter = DeadLetter.objects.get()
     assert letter.error_class == "UnknownInstrument"
     assert letter.reason == "instrument US0000000002 is not in the reference data"
+    assert not ComplianceTrade.objects.exists()
+
+
+def test_a_settle_date_past_the_loaded_holidays_is_dead_lettered_with_what_to_load(feed):
+    outcome = feed(captured(settle_date="2031-06-03"))
+
+    assert outcome.emitted == 0
+    letter = DeadLetter.objects.get()
+    assert letter.error_class == "CalendarNotCovered"
+    assert letter.reason == CALENDAR_NOT_COVERED.format(
+        calendar="NYSE", first="2025-01-01", last="2028-12-31", day="2031-06-03", year=2031
+    )
     assert not ComplianceTrade.objects.exists()
 
 

@@ -7,7 +7,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from backoffice.audit.models import AuditEntry
 from backoffice.roles import NOT_ALLOWED
@@ -77,12 +76,15 @@ def test_the_queue_costs_the_same_queries_for_2_or_40_exceptions(
     assert "Approve</span> by analyst" in response.content.decode()
 
 
-def test_the_filters_narrow_by_status_account_book_rule_and_age(client, viewer, restricted):
+def test_the_filters_narrow_by_status_account_book_rule_and_age(
+    client, viewer, restricted, set_clock
+):
+    # The batch opens the exceptions at NOW; the queue is looked at an hour later, when only
+    # T2 (moved back two days) is older than a day.
     restricted(captured("T1"), sap("E1", quantity="100000"), captured("T2"))
+    set_clock(NOW + timedelta(hours=1))
     old = ComplianceException.objects.get(trade_id="T2")
-    ComplianceException.objects.filter(pk=old.pk).update(
-        created_at=timezone.now() - timedelta(days=2)
-    )
+    ComplianceException.objects.filter(pk=old.pk).update(created_at=NOW - timedelta(days=2))
     client.force_login(viewer)
 
     def shown(**params: str) -> list[str]:

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def test_cluster_survives_kill_9_of_a_leader(cluster: Cluster) -> None:
     status = cluster.sh("status").stdout
     assert status.count(": up") == NODES, status
 
-    topic = f"test-cluster-{os.getpid()}-{time.time_ns()}"
+    topic = f"test-cluster-{uuid.uuid4().hex[:12]}"
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     producer = KafkaProducer(
         bootstrap_servers=cluster.bootstrap, acks="all", enable_idempotence=True, linger_ms=5

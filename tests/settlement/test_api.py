@@ -14,6 +14,7 @@ from settlement.services import fail_penalties_accrue
 from settlement.services.breaks import BREAK_CLOSED
 from tests.settlement.conftest import AAPL, NOW, statement, status, trade
 from tests.settlement.test_stage_settlement import CHAIN
+from trades.calendar import CALENDAR_NOT_COVERED
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,23 @@ def test_instructions_list_filters_and_detail_shows_the_chain(day, viewer):
     missing = client.get("/api/v1/settlement/instructions/SI-nope-v1/")
     assert missing.status_code == 404
     assert missing.json()["detail"] == INSTRUCTION_NOT_FOUND.format(instruction_id="SI-nope-v1")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/settlement/fails/", "/api/v1/settlement/fails/report/"])
+def test_fails_as_of_past_the_loaded_holidays_are_a_400_on_as_of_saying_what_to_load(
+    day, viewer, path
+):
+    response = client_for(viewer).get(path, {"as_of": "2031-06-02"})
+
+    assert response.status_code == 400
+    # the failing fail (due 2026-11-27) ages into 2029, whose NYSE holidays are not loaded
+    assert response.json() == {
+        "as_of": [
+            CALENDAR_NOT_COVERED.format(
+                calendar="NYSE", first="2025-01-01", last="2028-12-31", day="2029-01-01", year=2029
+            )
+        ]
+    }
 
 
 def test_netting_ratios_fails_report_and_payments(day, viewer):

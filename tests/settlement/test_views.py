@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,6 +19,7 @@ from settlement.views import AMOUNT_INVALID, ASSIGNED, settlement_items
 from tests.settlement.conftest import AAPL, MSFT, statement, status, trade
 from tests.settlement.test_stage_reconciliation import book
 from tests.settlement.test_stage_settlement import CHAIN
+from trades.calendar import CALENDAR_NOT_COVERED
 from trades.selectors_timeline import timeline_sources
 
 D = Decimal
@@ -64,8 +65,8 @@ def test_the_breaks_list_costs_the_same_queries_for_one_or_three_rows(
 ):
     client.force_login(viewer)
     breaks_of(reconcile, 1)
-    # session, user, roles, account choices, one page of breaks
-    with django_assert_num_queries(5):
+    # session, user, roles, the business calendar (markets, holidays), account choices, one page
+    with django_assert_num_queries(7):
         assert client.get("/settlement/breaks/").status_code == 200
     for i in (2, 3):
         book(MSFT, "100", account=f"ACC-000{i}")
@@ -73,7 +74,7 @@ def test_the_breaks_list_costs_the_same_queries_for_one_or_three_rows(
             statement(account=f"ACC-000{i}", positions=[(MSFT, "101", "418.25", "USD")])
         )
     assert Break.objects.count() == 3
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         assert client.get("/settlement/breaks/").status_code == 200
 
 
@@ -122,11 +123,12 @@ def test_the_instructions_list_costs_a_fixed_number_of_queries(
 ):
     settle.trades(trade("T1"))
     client.force_login(viewer)
-    # session, user, roles, account choices, one page, two netting-ratio counts
-    with django_assert_num_queries(7):
+    # session, user, roles, account choices, one page, the business calendar (markets,
+    # holidays) the netting-ratio panel centres on, two netting-ratio counts
+    with django_assert_num_queries(9):
         client.get("/settlement/")
     settle.trades(trade("T2", account="ACC-0002"), trade("T3", account="ACC-0003"))
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(9):
         client.get("/settlement/")
 
 
@@ -148,6 +150,50 @@ def test_fails_filter_by_age_bucket(client, viewer, failed):
     assert list(response.context["table"].data) == []
 
 
+# The fail (NYSE, due 2026-11-27) ages day by day; NYSE holidays are loaded through 2028 only.
+NYSE_2029_NOT_LOADED = CALENDAR_NOT_COVERED.format(
+    calendar="NYSE", first="2025-01-01", last="2028-12-31", day="2029-01-01", year=2029
+)
+
+
+def test_fails_as_of_past_the_loaded_holidays_say_what_to_load_on_the_as_of_filter(
+    client, viewer, failed
+):
+    client.force_login(viewer)
+    response = client.get("/settlement/fails/?as_of=2031-06-02&status=OPEN")
+
+    assert response.status_code == 200
+    assert response.context["filters"].errors == {"as_of": [NYSE_2029_NOT_LOADED]}
+    assert list(response.context["table"].data) == []
+    assert response.context["report"].open_fails == 0
+    assert response.context["as_of"] == date(2031, 6, 2)
+    page = response.content.decode()
+    assert NYSE_2029_NOT_LOADED in page
+    assert 'value="2031-06-02"' in page  # the bar keeps the date to correct it
+
+
+def test_a_fails_export_past_the_loaded_holidays_is_refused_with_the_message(
+    client, viewer, failed
+):
+    client.force_login(viewer)
+    response = client.get("/settlement/fails/?as_of=2031-06-02&export=csv")
+
+    assert response.status_code == 400
+    assert response.content.decode() == NYSE_2029_NOT_LOADED
+
+
+def test_the_fails_page_on_a_business_date_past_the_loaded_holidays_still_opens(
+    client, viewer, failed, set_clock
+):
+    set_clock(datetime(2031, 6, 2, 15, 0, tzinfo=UTC))
+    client.force_login(viewer)
+    response = client.get("/settlement/fails/")
+
+    assert response.status_code == 200
+    assert response.context["filters"].errors == {"as_of": [NYSE_2029_NOT_LOADED]}
+    assert 'value="2031-06-02"' in response.content.decode()
+
+
 def test_payments_list_formats_amounts(client, viewer, settle):
     settle.trades(trade("T1", quantity="1000", price="1234.50"))
     settle.statuses(
@@ -159,13 +205,42 @@ def test_payments_list_formats_amounts(client, viewer, settle):
     assert "badge badge-settled" in page
 
 
-def test_the_dashboard_shows_fails_and_breaks_cards(rf, viewer, quantity_break, failed):
+def test_the_dashboard_shows_fails_and_breaks_cards(rf, viewer, quantity_break, failed, set_clock):
+    set_clock(datetime(2026, 12, 2, 15, 0, tzinfo=UTC))
     request = rf.get("/")
     request.user = viewer
     cards = {c.title: c for c in dashboard_cards(request)}
     assert (cards["Settlement fails"].value, cards["Settlement fails"].placeholder) == ("1", False)
     assert cards["Reconciliation breaks"].value == "1"
     assert cards["Reconciliation breaks"].detail == "1 unassigned"
+
+
+@pytest.mark.parametrize(
+    ("now", "business_date", "open_fails"),
+    [
+        # Wednesday: the fail (due Friday 2026-11-27) is counted as of today
+        (datetime(2026, 12, 2, 15, 0, tzinfo=UTC), "2026-12-02", 1),
+        # Saturday: the business date is Friday, the day it failed
+        (datetime(2026, 11, 28, 10, 0, tzinfo=UTC), "2026-11-27", 1),
+        # Thanksgiving: the business date is the Wednesday before, when nothing was due yet
+        (datetime(2026, 11, 26, 18, 0, tzinfo=UTC), "2026-11-25", 0),
+    ],
+)
+def test_the_fails_card_and_the_page_it_opens_count_the_same_fails(
+    client, rf, viewer, failed, set_clock, now, business_date, open_fails
+):
+    set_clock(now)
+    request = rf.get("/")
+    request.user = viewer
+    card = {c.title: c for c in dashboard_cards(request)}["Settlement fails"]
+    assert card.link == f"/settlement/fails/?as_of={business_date}&status=OPEN"
+    client.force_login(viewer)
+    page = client.get(card.link)
+    assert page.context["as_of"] == date.fromisoformat(business_date)
+    assert card.value == str(page.context["report"].open_fails) == str(open_fails)
+    assert len(list(page.context["table"].data)) == open_fails
+    # the page opened without a date is the same page: it defaults to the business date
+    assert client.get("/settlement/fails/").context["as_of"] == date.fromisoformat(business_date)
 
 
 def test_the_trade_timeline_shows_obligation_and_instructions_in_one_query(

@@ -1,14 +1,22 @@
-"""Business-day arithmetic against real 2026 holiday calendars, plus property tests."""
+"""Business-day arithmetic against real 2026 holiday calendars, plus property tests; and the
+coverage window outside which a calendar refuses to judge a date."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trades.calendar import MarketCalendar
+from trades.calendar import (
+    CALENDAR_NOT_COVERED,
+    CALENDAR_NOT_LOADED,
+    NO_COVERAGE,
+    CalendarNotCoveredError,
+    MarketCalendar,
+)
 
 # NYSE 2026 (published): New Year, MLK, Presidents, Good Friday, Memorial, Juneteenth,
 # Independence Day observed (4 July is a Saturday), Labor Day, Thanksgiving, Christmas; plus
@@ -148,3 +156,110 @@ def test_add_business_days_inverse_of_between(d, n):
     # (a, b] is half-open, so walking backwards is an exact inverse only from an open day.
     if n >= 0 or TARGET2.is_business_day(d):
         assert TARGET2.business_days_between(d, result) == n
+
+
+# Coverage: the same 2026 holidays, declared complete for 2026 only.
+FIRST, LAST = date(2026, 1, 1), date(2026, 12, 31)
+XNYS_2026 = replace(XNYS, covers=(FIRST, LAST))
+TARGET2_2026 = replace(TARGET2, covers=(FIRST, LAST))
+
+
+def not_covered(calendar: str, day: date) -> str:
+    return CALENDAR_NOT_COVERED.format(
+        calendar=calendar, first=FIRST, last=LAST, day=day, year=day.year
+    )
+
+
+def test_a_date_past_coverage_is_refused_with_the_year_to_load():
+    with pytest.raises(CalendarNotCoveredError) as error:
+        XNYS_2026.is_business_day(date(2027, 1, 4))
+    assert str(error.value) == not_covered("XNYS", date(2027, 1, 4))
+    assert "add the 2027 XNYS holidays to trades/data/holidays.json" in str(error.value)
+    assert "manage.py load_reference_data" in str(error.value)
+    assert (error.value.calendar, error.value.covers, error.value.day) == (
+        "XNYS",
+        (FIRST, LAST),
+        date(2027, 1, 4),
+    )
+
+
+def test_a_settlement_date_that_would_roll_past_coverage_is_refused_not_guessed():
+    # Thu 31 Dec 2026, T+1: Fri 1 Jan 2027 must be judged, and 2027 is not loaded.
+    with pytest.raises(CalendarNotCoveredError) as error:
+        XNYS_2026.settlement_date(date(2026, 12, 31))
+    assert str(error.value) == not_covered("XNYS", date(2027, 1, 1))
+    # T+2 from Wed 30 Dec 2026 needs Thu 31 Dec and then 2027.
+    with pytest.raises(CalendarNotCoveredError, match="2027-01-01"):
+        TARGET2_2026.settlement_date(date(2026, 12, 30))
+
+
+def test_a_date_before_coverage_is_refused_too():
+    with pytest.raises(CalendarNotCoveredError) as error:
+        XNYS_2026.add_business_days(date(2026, 1, 2), -2)  # Fri 2 Jan: 1 Jan closed, then 2025
+    assert str(error.value) == not_covered("XNYS", date(2025, 12, 31))
+
+
+def test_counting_business_days_over_a_span_that_leaves_coverage_is_refused():
+    with pytest.raises(CalendarNotCoveredError) as error:
+        XNYS_2026.business_days_between(date(2026, 12, 1), date(2027, 1, 15))
+    assert str(error.value) == not_covered("XNYS", date(2027, 1, 15))
+    with pytest.raises(CalendarNotCoveredError):
+        XNYS_2026.business_days_between(date(2027, 1, 15), date(2026, 12, 1))
+    # (31 Dec 2025, 5 Jan 2026] judges only 2026 dates, so it is inside the window.
+    assert XNYS_2026.business_days_between(date(2025, 12, 31), date(2026, 1, 5)) == 2
+
+
+def test_asking_nothing_of_the_calendar_is_answered_outside_coverage():
+    # n == 0 and an empty span judge no date, so they need no holidays.
+    assert XNYS_2026.settlement_date(date(2029, 3, 1), 0) == date(2029, 3, 1)
+    assert XNYS_2026.add_business_days(date(2029, 3, 1), 0) == date(2029, 3, 1)
+    assert XNYS_2026.business_days_between(date(2029, 3, 1), date(2029, 3, 1)) == 0
+
+
+def test_dates_inside_coverage_are_answered_as_before():
+    assert XNYS_2026.settlement_date(date(2026, 11, 25)) == date(2026, 11, 27)
+    assert XNYS_2026.settlement_date(date(2026, 12, 30)) == date(2026, 12, 31)
+    assert not XNYS_2026.is_business_day(date(2026, 12, 25))
+    assert TARGET2_2026.settlement_date(date(2026, 4, 2)) == date(2026, 4, 8)
+    assert XNYS_2026.business_days_between(date(2026, 11, 30), LAST) == 22
+
+
+def test_a_calendar_with_no_coverage_loaded_judges_no_date():
+    unloaded = replace(XNYS, covers=NO_COVERAGE)
+    with pytest.raises(CalendarNotCoveredError) as error:
+        unloaded.settlement_date(date(2026, 11, 25))
+    assert str(error.value) == CALENDAR_NOT_LOADED.format(calendar="XNYS", day=date(2026, 11, 26))
+
+
+def test_a_coverage_that_ends_before_it_starts_is_rejected():
+    with pytest.raises(ValueError, match="first <= last"):
+        replace(XNYS, covers=(LAST, FIRST))
+
+
+wide_dates = st.dates(min_value=date(2025, 11, 1), max_value=date(2027, 2, 28))
+
+
+@given(trade_date=st.dates(min_value=FIRST, max_value=LAST), cycle=st.integers(0, 15))
+def test_a_covered_calendar_settles_like_an_unchecked_one_or_refuses_past_coverage(
+    trade_date, cycle
+):
+    for unchecked, covered in ((XNYS, XNYS_2026), (TARGET2, TARGET2_2026)):
+        expected = unchecked.settlement_date(trade_date, cycle)
+        if expected <= LAST:
+            assert covered.settlement_date(trade_date, cycle) == expected
+        else:
+            with pytest.raises(CalendarNotCoveredError) as error:
+                covered.settlement_date(trade_date, cycle)
+            # the first date it could not judge: the day after the window
+            assert error.value.day == LAST + timedelta(days=1)
+
+
+@given(a=wide_dates, b=wide_dates)
+def test_a_covered_calendar_counts_like_an_unchecked_one_exactly_inside_coverage(a, b):
+    lo, hi = min(a, b), max(a, b)
+    inside = lo == hi or (lo + timedelta(days=1) >= FIRST and hi <= LAST)
+    if inside:
+        assert XNYS_2026.business_days_between(a, b) == XNYS.business_days_between(a, b)
+    else:
+        with pytest.raises(CalendarNotCoveredError):
+            XNYS_2026.business_days_between(a, b)

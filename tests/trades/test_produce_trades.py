@@ -48,6 +48,9 @@ def test_by_default_the_run_starts_at_the_last_us_open():
     # later business days skip the weekend and the holiday
     assert default_start(nyse, saturday, 1) == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
     assert default_start(nyse, date(2026, 11, 25), 1) == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+    # earlier business days (the demo's settled trades) skip them too, walking back
+    assert default_start(nyse, date(2026, 11, 30), -2) == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+    assert default_start(nyse, saturday, -1) == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
 
 
 def test_a_run_fits_in_one_session_whatever_its_size():

@@ -5,27 +5,46 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
 
+from backoffice.streaming.envelope import Subscription, decode
+from backoffice.streaming.models import DeadLetter, OutboxEvent
+from backoffice.streaming.schemas import registry
+from backoffice.streaming.store import Record, apply_batch
 from settlement.fails import InstrumentClass
+from trades.calendar import (
+    CALENDAR_NOT_COVERED,
+    CALENDAR_NOT_LOADED,
+    NO_COVERAGE,
+    CalendarNotCoveredError,
+)
+from trades.capture import UNCOVERED_DATE
 from trades.management.commands.create_demo_users import DEMO_USERS
-from trades.management.commands.load_reference_data import DATA_DIR, reference_data_load
+from trades.management.commands.load_reference_data import (
+    BAD_FILE,
+    DATA_DIR,
+    UNKNOWN_REFERENCE,
+    reference_data_load,
+)
 from trades.models import (
     Account,
     Book,
+    CalendarCoverage,
     Counterparty,
     FxRate,
     Holiday,
     Instrument,
     Market,
     StandingSettlementInstruction,
+    TradeVersion,
 )
 from trades.selectors import (
     FX_RATE_MISSING,
@@ -38,8 +57,12 @@ from trades.selectors import (
     reference_snapshot,
 )
 from trades.simulator import isin_is_valid
+from trades.stage import handle_capture
 
 pytestmark = pytest.mark.django_db
+
+# What holidays.json declares complete, for both calendars.
+COVERED = (date(2025, 1, 1), date(2028, 12, 31))
 
 
 @pytest.fixture
@@ -68,7 +91,7 @@ def test_the_loader_meets_the_reference_data_minimums(loaded):
             d.year
             for d in Holiday.objects.filter(calendar_code=code).values_list("date", flat=True)
         }
-        assert years == {2025, 2026, 2027}, code
+        assert years == {2025, 2026, 2027, 2028}, code
     pairs = set(FxRate.objects.values_list("base_currency", "quote_currency"))
     currencies = {c for pair in pairs for c in pair}
     assert {"USD", "EUR", "GBP", "JPY", "CHF"} <= currencies
@@ -80,7 +103,7 @@ def test_a_second_load_changes_nothing(loaded):
     out = io.StringIO()
     call_command("load_reference_data", stdout=out)
     lines = out.getvalue().splitlines()
-    assert len(lines) == len(loaded) == 8
+    assert len(lines) == len(loaded) == 9
     assert all("(0 created, 0 updated" in line for line in lines), lines
     again = reference_data_load()
     assert all(c.created == c.updated == 0 for c in again.values())
@@ -150,6 +173,7 @@ def test_csdr_classes_are_the_ones_settlement_prices_penalties_for():
         (FxRate, {"rate": Decimal(0)}),
         (StandingSettlementInstruction, {"custodian_bic": "NOTABIC"}),
         (Market, {"settlement_cycle": 9}),
+        (CalendarCoverage, {"first_day": date(2029, 1, 1)}),
     ],
 )
 def test_the_database_refuses_values_that_break_an_invariant(loaded, model, values):
@@ -181,6 +205,167 @@ def test_an_unknown_calendar_is_refused_with_its_name(loaded):
     with pytest.raises(UnknownCalendarError) as error:
         market_calendar("XLON")
     assert str(error.value) == UNKNOWN_CALENDAR.format(code="XLON")
+
+
+def test_loading_gives_every_calendar_its_coverage(loaded, django_assert_num_queries):
+    rows = CalendarCoverage.objects.values_list("calendar_code", "first_day", "last_day")
+    assert {code: (first, last) for code, first, last in rows} == {
+        "NYSE": COVERED,
+        "TARGET2": COVERED,
+    }
+    snapshot = reference_snapshot()
+    assert {mic: c.covers for mic, c in snapshot.calendars.items()} == dict.fromkeys(
+        snapshot.markets, COVERED
+    )
+    # the business calendar is read on every page: coverage costs it no extra query
+    with django_assert_num_queries(2):
+        assert market_calendar("NYSE").covers == COVERED
+    assert market_calendar("TARGET2").covers == COVERED
+
+
+def test_the_2028_holidays_are_loaded(loaded):
+    nyse, target2 = market_calendar("NYSE"), market_calendar("TARGET2")
+    # Fri 31 Dec 2027 stays open (New Year's Day 2028 is a Saturday); Mon 3 Jan follows.
+    assert nyse.settlement_date(date(2027, 12, 30)) == date(2027, 12, 31)
+    assert nyse.settlement_date(date(2027, 12, 31)) == date(2028, 1, 3)
+    # Wed 22 Nov 2028, Thanksgiving Thu 23 -> Fri 24.
+    assert nyse.settlement_date(date(2028, 11, 22)) == date(2028, 11, 24)
+    # T+2 from Thu 13 Apr 2028: Good Friday, weekend, Easter Monday closed -> Tue 18, Wed 19.
+    assert target2.settlement_date(date(2028, 4, 13)) == date(2028, 4, 19)
+    # T+2 from Fri 22 Dec 2028: 25 and 26 Dec closed -> Wed 27, Thu 28.
+    assert target2.settlement_date(date(2028, 12, 22)) == date(2028, 12, 28)
+
+
+def test_a_date_past_the_loaded_coverage_is_refused_with_what_to_load(loaded):
+    # Fri 29 Dec 2028, T+1: Mon 1 Jan 2029 cannot be judged from the loaded holidays.
+    with pytest.raises(CalendarNotCoveredError) as error:
+        market_calendar("NYSE").settlement_date(date(2028, 12, 29))
+    assert str(error.value) == CALENDAR_NOT_COVERED.format(
+        calendar="NYSE", first=COVERED[0], last=COVERED[1], day=date(2029, 1, 1), year=2029
+    )
+
+
+def test_a_calendar_without_coverage_refuses_every_date(loaded):
+    CalendarCoverage.objects.filter(calendar_code="TARGET2").delete()
+    calendar = market_calendar("TARGET2")
+    assert calendar.covers == NO_COVERAGE
+    assert reference_snapshot().calendars["XETR"].covers == NO_COVERAGE
+    with pytest.raises(CalendarNotCoveredError) as error:
+        calendar.is_business_day(date(2026, 4, 3))
+    assert str(error.value) == CALENDAR_NOT_LOADED.format(calendar="TARGET2", day=date(2026, 4, 3))
+
+
+def holidays_file_with(tmp_path, change):
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    path = data / "holidays.json"
+    content = json.loads(path.read_text())
+    change(content)
+    path.write_text(json.dumps(content))
+    return data, path
+
+
+def test_a_calendar_without_coverage_in_the_file_is_refused_and_nothing_is_loaded(tmp_path):
+    data, path = holidays_file_with(tmp_path, lambda c: c["coverage"].pop("TARGET2"))
+    with pytest.raises(CommandError) as error:
+        reference_data_load(data_dir=data)
+    assert str(error.value) == UNKNOWN_REFERENCE.format(
+        path=path, what="coverage of calendar", code="TARGET2"
+    )
+    assert Market.objects.count() == Holiday.objects.count() == 0
+
+
+def test_a_coverage_that_ends_before_it_starts_is_refused_by_the_loader(tmp_path):
+    def reverse(content):
+        content["coverage"]["NYSE"] = {"first_day": "2028-12-31", "last_day": "2025-01-01"}
+
+    data, path = holidays_file_with(tmp_path, reverse)
+    with pytest.raises(CommandError) as error:
+        reference_data_load(data_dir=data)
+    assert str(error.value) == BAD_FILE.format(
+        path=path, problem="coverage of NYSE ends on 2025-01-01, before it starts on 2028-12-31"
+    )
+    assert CalendarCoverage.objects.count() == 0
+
+
+CAPTURED_AT = datetime(2028, 12, 29, 16, 0, tzinfo=UTC)
+EXECUTED = Subscription("trades.executed", "trades.executed", enveloped=False)
+
+
+def executed(trade_id, day, **overrides):
+    return {
+        "trade_id": trade_id,
+        "trade_version": 1,
+        "action": "NEW",
+        "account": "ACC-0001",
+        "counterparty": "CP-NRTH",
+        "instrument": "US0378331005",  # XNAS: the NYSE calendar, T+1
+        "side": "BUY",
+        "quantity": "100",
+        "price": "231.40",
+        "currency": "USD",
+        "trade_date": day.isoformat(),
+        "trade_time": f"{day.isoformat()}T15:00:00Z",
+        "venue": "XNAS",
+        "trader": "jdoe",
+        **overrides,
+    }
+
+
+def capture(*payloads):
+    records = []
+    for offset, payload in enumerate(payloads):
+        value = json.dumps(payload).encode()
+        message = decode(
+            subscription=EXECUTED,
+            partition=0,
+            offset=offset,
+            key=b"ACC-0001",
+            value=value,
+            headers=[],
+            registry=registry(),
+        )
+        records.append(
+            Record("trades.executed", 0, offset, b"ACC-0001", value, [], message=message)
+        )
+    return apply_batch(
+        stage="capture",
+        group="capture-test",
+        handler=handle_capture,
+        records=records,
+        now=CAPTURED_AT,
+    )
+
+
+def test_a_trade_whose_settle_date_falls_past_coverage_is_dead_lettered_with_what_to_load(
+    loaded, monkeypatch
+):
+    monkeypatch.setattr("trades.stage._reference", None)  # read the reference data just loaded
+    outcome = capture(
+        executed("T-INSIDE", date(2028, 12, 28)),  # Thu: T+1 is Fri 29 Dec, inside coverage
+        executed("T-PAST", date(2028, 12, 29)),  # Fri: T+1 needs Mon 1 Jan 2029
+    )
+
+    assert (outcome.applied, outcome.dead_lettered) == (1, 1)
+    letter = DeadLetter.objects.get()
+    assert (letter.error_class, letter.reason) == (
+        UNCOVERED_DATE,
+        CALENDAR_NOT_COVERED.format(
+            calendar="NYSE", first=COVERED[0], last=COVERED[1], day=date(2029, 1, 1), year=2029
+        ),
+    )
+    assert list(TradeVersion.objects.values_list("trade_id", "settle_date")) == [
+        ("T-INSIDE", date(2028, 12, 29))
+    ]
+    assert OutboxEvent.objects.filter(topic="trades.captured").count() == 1
+
+
+def test_a_trade_past_coverage_that_carries_its_settle_date_is_captured(loaded, monkeypatch):
+    # Capture computes nothing from the calendar then; compliance judges the given date.
+    monkeypatch.setattr("trades.stage._reference", None)
+    outcome = capture(executed("T-GIVEN", date(2028, 12, 29), settle_date="2029-01-02"))
+    assert (outcome.applied, outcome.dead_lettered) == (1, 0)
+    assert TradeVersion.objects.get().settle_date == date(2029, 1, 2)
 
 
 def test_the_fx_rate_is_the_latest_on_or_before_the_date(loaded):
@@ -217,10 +402,10 @@ def test_fx_rates_on_a_date_give_every_pair_at_its_latest_close(loaded):
     assert rates["EUR", "USD"] == fx_rate("EUR", "USD", date(2026, 11, 20))
 
 
-def test_the_reference_snapshot_is_six_queries_and_then_plain_lookups(
+def test_the_reference_snapshot_is_seven_queries_and_then_plain_lookups(
     loaded, django_assert_num_queries
 ):
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         snapshot = reference_snapshot()
     with django_assert_num_queries(0):
         apple = snapshot.instruments["US0378331005"]
@@ -266,6 +451,7 @@ def test_demo_users_are_created_once_and_log_in_with_their_documented_passwords(
     [
         Market,
         Holiday,
+        CalendarCoverage,
         Instrument,
         Book,
         Account,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
-from django.utils import timezone
 from django.utils.html import escape
 
 from backoffice.audit.models import AuditEntry
@@ -136,7 +136,8 @@ def test_the_detail_offers_actions_only_to_those_who_may(client, users):
     assert "Discard…" in analyst_page
 
 
-def test_the_list_exports_csv(client, users):
+def test_the_list_exports_csv(client, users, set_clock):
+    set_clock(datetime(2027, 1, 4, 9, 30, tzinfo=UTC))
     dead_letter(11)
     response = login(client, users["viewer"]).get(LIST, {"export": "csv"})
     lines = b"".join(response.streaming_content).decode().splitlines()
@@ -144,4 +145,4 @@ def test_the_list_exports_csv(client, users):
     assert lines[1].endswith(
         ",capture,trades.executed[0]@11,UnknownAccount,unknown account 'ACC-MISSING',NEW,"
     )
-    assert lines[1].split(",")[1].startswith(f"{timezone.now().year}-")  # ISO, not page format
+    assert lines[1].split(",")[1].startswith("2027-01-04")  # ISO, not page format

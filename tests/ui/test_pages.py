@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from backoffice import ui
 from backoffice.streaming.models import ConsumerHeartbeat
 from backoffice.views import PAGE_NOT_FOUND
+from core import clock
 from tests.ui.factories import dead_letter, demo_users
 
 pytestmark = pytest.mark.django_db
 
-# session, user, groups, rates, open dead letters, heartbeats, trades today, outbox, latest letters
+# session, user, groups, rates, open dead letters, heartbeats, the business calendar (one query
+# while no market is loaded, as here), trades on the business date, outbox, latest letters
 # (plus whatever the cards other apps register cost: they are left out here)
-DASHBOARD_QUERIES = 9
+DASHBOARD_QUERIES = 10
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def users(db):
 
 
 def beat(consumer_id, stage, *, processed=1000, seen_ago=1, started_ago=100, lag=0):
-    now = timezone.now()
+    now = clock.now()
     ConsumerHeartbeat.objects.create(
         consumer_id=consumer_id,
         stage=stage,

@@ -4,6 +4,7 @@ from trades.models.api import IdempotencyKey
 from trades.models.reference import (
     Account,
     Book,
+    CalendarCoverage,
     Counterparty,
     FxRate,
     Holiday,
@@ -17,6 +18,7 @@ __all__ = [
     "Account",
     "Action",
     "Book",
+    "CalendarCoverage",
     "Counterparty",
     "FxRate",
     "Holiday",

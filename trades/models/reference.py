@@ -70,6 +70,32 @@ class Holiday(models.Model):
         return f"{self.calendar_code} {self.date} {self.name}"
 
 
+class CalendarCoverage(models.Model):
+    """The dates a holiday calendar's ``Holiday`` rows are complete for, both ends inclusive.
+
+    Outside them the calendar refuses to judge a date (``trades.calendar.CalendarNotCoveredError``)
+    rather than treat it as a day without holidays; a calendar with no row judges no date.
+    """
+
+    calendar_code = models.CharField(max_length=16)
+    first_day = models.DateField(help_text="First date whose holidays are all loaded")
+    last_day = models.DateField(help_text="Last date whose holidays are all loaded")
+
+    class Meta:
+        ordering = ["calendar_code"]
+        verbose_name_plural = "calendar coverage"
+        constraints = [
+            models.UniqueConstraint(fields=["calendar_code"], name="uniq_calendar_coverage"),
+            models.CheckConstraint(
+                condition=Q(first_day__lte=models.F("last_day")),
+                name="calendar_coverage_first_day_lte_last_day",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.calendar_code} {self.first_day}..{self.last_day}"
+
+
 class AssetClass(models.TextChoices):
     EQUITY = "EQUITY", "Equity"
     ETF = "ETF", "Exchange-traded fund"

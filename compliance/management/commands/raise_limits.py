@@ -10,7 +10,6 @@ compliance would see almost nothing. Every rule still runs on every trade. The c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.db.models import F
 from backoffice.audit.services import audit_record
 from compliance.models import ComplianceRule
 from compliance.rules.params import THRESHOLDS
+from core import clock
 from trades.models import Counterparty
 
 ACCOUNT_DAY = "MAX_NOTIONAL_ACCOUNT_DAY"
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         factor: Decimal = options["factor"]
         if factor <= 0:
             raise CommandError(f"--factor must be positive, got {factor}")
-        now = datetime.now(UTC)
+        now = clock.now()
         with transaction.atomic():
             counterparties = Counterparty.objects.update(credit_limit=F("credit_limit") * factor)
             default = THRESHOLDS[ACCOUNT_DAY]

@@ -7,7 +7,6 @@ a balance that exists, whoever set it, is left alone. Running it twice changes n
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backoffice.money import UnknownCurrencyError
 from backoffice.streaming.command import require_services
+from core import clock
 from reporting.models import CollateralBalance
 from reporting.services import collateral_set
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         except (OSError, ValueError, KeyError, TypeError, InvalidOperation) as error:
             raise CommandError(BAD_FILE.format(path=path, problem=error)) from None
         existing = set(CollateralBalance.objects.values_list("account", flat=True))
-        now = datetime.now(UTC)
+        now = clock.now()
         created = 0
         for account, (amount, currency) in sorted(wanted.items()):
             if account in existing:

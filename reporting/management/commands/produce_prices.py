@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -24,6 +24,7 @@ from backoffice.streaming.command import require_services
 from backoffice.streaming.envelope import Outbound, encode
 from backoffice.streaming.kafka_admin import ensure_topics
 from backoffice.streaming.schemas import registry
+from core import clock
 from reporting.prices import PriceFeed, payload
 from trades.management.commands.produce_trades import default_start, simulation_reference
 from trades.selectors import reference_snapshot
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError(BAD_OPTIONS.format(problem="--count, --rate, --seed must be >= 0"))
         snapshot = reference_snapshot()
         calendar = snapshot.calendars.get("XNYS")
-        start = options["start"] or default_start(calendar, datetime.now(UTC).date())
+        start = options["start"] or default_start(calendar, clock.today())
         try:
             feed = PriceFeed(
                 simulation_reference(snapshot).instruments,

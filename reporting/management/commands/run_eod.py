@@ -6,12 +6,13 @@ reached since the last run. Either way it is idempotent (docs/pnl.md, "End of da
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from backoffice.streaming.command import require_services
+from core import clock
 from reporting.services import EodResult, eod_run_pending, eod_snapshot_create
 
 NOTHING_PENDING = "no business date to build: no trades have reached reporting yet"
@@ -25,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_services(kafka=False)
-        now = datetime.now(UTC)
+        now = clock.now()
         day: date | None = options["date"]
         if day is not None:
             results = [eod_snapshot_create(business_date=day, now=now)]

@@ -8,7 +8,7 @@ given: the day closes first.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 
 from backoffice.streaming.command import StageCommand, require_services
 from backoffice.streaming.consumer import Stage
+from core import clock
 from settlement.policy import SimulatorRates
 from settlement.services import custodian_day_close, custodian_statements_publish
 from settlement.stages import custodian_simulator
@@ -72,7 +73,7 @@ class Command(StageCommand):
             return
         require_services(kafka=False)  # the outbox relay publishes what these write
         rates, seed = self.rates(options), options["seed"]
-        now = datetime.now(UTC)
+        now = clock.now()
         if options["close_day"] is not None:
             day = custodian_day_close(
                 business_date=options["close_day"], seed=seed, rates=rates, now=now

@@ -24,6 +24,7 @@ from backoffice.streaming.command import require_services
 from trades.models import (
     Account,
     Book,
+    CalendarCoverage,
     Counterparty,
     FxRate,
     Holiday,
@@ -106,18 +107,43 @@ def _ids(model: type[models.Model], field: str) -> dict[str, int]:
 
 
 def _load_markets(data_dir: Path) -> dict[str, UpsertCounts]:
-    path = data_dir / "markets.json"
-    markets = _upsert(Market, ("mic",), _read_json(path, "markets"))
+    market_rows = _read_json(data_dir / "markets.json", "markets")
     path = data_dir / "holidays.json"
+    calendars = _read_json(path, "calendars")
     holidays = [
         {"calendar_code": code, "date": date.fromisoformat(h["date"]), "name": h["name"]}
-        for code, days in _read_json(path, "calendars").items()
+        for code, days in calendars.items()
         for h in days
     ]
+    coverage = _coverage_rows(path, _read_json(path, "coverage"))
+    covered = {row["calendar_code"] for row in coverage}
+    # A calendar without coverage would refuse every date at run time; say so at load time.
+    for code in sorted(set(calendars) | {m["calendar_code"] for m in market_rows}):
+        if code not in covered:
+            raise CommandError(
+                UNKNOWN_REFERENCE.format(path=path, what="coverage of calendar", code=code)
+            )
     return {
-        "markets": markets,
+        "markets": _upsert(Market, ("mic",), market_rows),
         "holidays": _upsert(Holiday, ("calendar_code", "date"), holidays),
+        "calendar coverage": _upsert(CalendarCoverage, ("calendar_code",), coverage),
     }
+
+
+def _coverage_rows(path: Path, coverage: Mapping[str, Any]) -> list[Row]:
+    """The file's ``{code: {first_day, last_day}}`` as rows; a window ending before it starts is
+    refused."""
+    rows = []
+    try:
+        for code, window in coverage.items():
+            first = date.fromisoformat(window["first_day"])
+            last = date.fromisoformat(window["last_day"])
+            if first > last:
+                raise ValueError(f"coverage of {code} ends on {last}, before it starts on {first}")
+            rows.append({"calendar_code": code, "first_day": first, "last_day": last})
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise CommandError(BAD_FILE.format(path=path, problem=error)) from None
+    return rows
 
 
 def _load_instruments(data_dir: Path) -> UpsertCounts:
@@ -211,7 +237,10 @@ def reference_data_load(*, data_dir: Path = DATA_DIR) -> dict[str, UpsertCounts]
 
 
 class Command(BaseCommand):
-    help = "Load markets, holidays, instruments, books, accounts, counterparties, SSIs, FX rates"
+    help = (
+        "Load markets, holidays and their coverage, instruments, books, accounts, counterparties,"
+        " SSIs, FX rates"
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data-dir", type=Path, default=DATA_DIR)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from backoffice.streaming import topics
 from backoffice.streaming.command import require_services
 from backoffice.streaming.kafka_admin import ensure_topics
+from core import clock
 from trades.calendar import MarketCalendar
 from trades.models import Account, Counterparty, Instrument
 from trades.selectors import ReferenceSnapshot, reference_snapshot
@@ -87,8 +88,9 @@ def simulation_reference(snapshot: ReferenceSnapshot) -> SimReference:
 
 
 def default_start(calendar: MarketCalendar | None, today: date, days_after: int = 0) -> datetime:
-    """The US open of the latest business day on or before ``today``, or of the business day
-    ``days_after`` after that one (a load run's later passes trade on later days)."""
+    """The US open of the latest business day on or before ``today`` (the business date), or of
+    the business day ``days_after`` business days after that one: later for a load run's later
+    passes, earlier (negative) for the demo's trades that have settled by the business date."""
 
     def closed(d: date) -> bool:
         return d.weekday() >= 5 or (calendar is not None and not calendar.is_business_day(d))
@@ -96,10 +98,11 @@ def default_start(calendar: MarketCalendar | None, today: date, days_after: int 
     day = today
     while closed(day):
         day -= timedelta(days=1)
-    for _ in range(days_after):
-        day += timedelta(days=1)
+    step = timedelta(days=1 if days_after >= 0 else -1)
+    for _ in range(abs(days_after)):
+        day += step
         while closed(day):
-            day += timedelta(days=1)
+            day += step
     hour, minute = SESSION_OPEN_UTC
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
@@ -124,7 +127,15 @@ class Command(BaseCommand):
             "--start",
             type=datetime.fromisoformat,
             default=None,
-            help="simulated clock start, ISO 8601 with offset (default: last US open)",
+            help="simulated clock start, ISO 8601 with offset (default: the business date's US"
+            " open)",
+        )
+        parser.add_argument(
+            "--business-day",
+            type=int,
+            default=0,
+            help="without --start, trade this many business days after the business date"
+            " (negative: before it, so the trades have settled by the business date)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -134,7 +145,7 @@ class Command(BaseCommand):
         snapshot = reference_snapshot()
         reference = simulation_reference(snapshot)
         start = options["start"] or default_start(
-            snapshot.calendars.get("XNYS"), datetime.now(UTC).date()
+            snapshot.calendars.get("XNYS"), clock.today(), options["business_day"]
         )
         try:
             config = SimConfig(

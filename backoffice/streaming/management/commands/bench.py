@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from backoffice.streaming.command import require_services
 from backoffice.streaming.kafka_admin import ALL_TOPICS, delete_topics_with_prefix, ensure_topics
 from backoffice.streaming.models import ConsumerHeartbeat
 from backoffice.streaming.selectors import outbox_backlog
+from core import clock
 from trades.selectors import reference_snapshot
 
 TRADE_ID = re.compile(rb'"trade_id":\s*"([^"]+)"')
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             trades=run.trades,
             messages_sent=len(values),
             machine=bench.machine_description(),
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            started_at=clock.now().isoformat(timespec="seconds"),
         )
         self.stdout.write(
             f"measuring ceilings with {len(values)} messages of ~{sum(map(len, values)) // len(values)} bytes"
@@ -168,16 +168,18 @@ class Command(BaseCommand):
             batch_size=512 * 1024,
         )
         target = topics.topic(topics.TRADES_EXECUTED)
-        run.publish_started = time.time()
+        # Stage figures are durations from here (monotonic); a trade's latency compares when it
+        # was sent with the timestamp a stage wrote from the product's clock, so it uses that one.
+        run.publish_started = time.monotonic()
         for key, value in zip(keys, values, strict=True):
             found = TRADE_ID.search(value)
             if found:
-                run.sent_at.setdefault(found.group(1).decode(), time.time())  # first version
+                run.sent_at.setdefault(found.group(1).decode(), clock.epoch_seconds())
             producer.send(target, key=key, value=value)
         producer.flush()
         producer.close()
         self.stdout.write(
-            f"  published {len(values)} messages in {time.time() - run.publish_started:.1f} s"
+            f"  published {len(values)} messages in {time.monotonic() - run.publish_started:.1f} s"
         )
 
     def _messages(self, run: bench.PipelineRun) -> tuple[list[bytes], list[bytes]]:
@@ -190,7 +192,7 @@ class Command(BaseCommand):
 
         snapshot = reference_snapshot()
         # a later pass trades on a later day, after every fill of the passes before
-        start = default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date(), run.day)
+        start = default_start(snapshot.calendars.get("XNYS"), clock.today(), run.day)
         config = SimConfig(seed=run.seed, start=start, mean_gap=mean_gap(run.trades))
         simulator = TradeSimulator(simulation_reference(snapshot), config)
         keys, values = [], []
@@ -230,7 +232,7 @@ class Command(BaseCommand):
                     and (not earlier or outbox_backlog() == 0)
                     and bench.stage_behind(stage) == 0
                 ):
-                    done[stage] = time.time()
+                    done[stage] = time.monotonic()  # compared with run.publish_started
             if time.monotonic() > deadline:
                 behind = {s: bench.stage_behind(s) for s in stages if s not in done}
                 raise CommandError(

@@ -22,6 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from backoffice.config import BASE_DIR
+from core import clock
 
 PAGES = [
     "/",
@@ -93,7 +94,7 @@ class Command(BaseCommand):
         return max(have, wanted)
 
     def _copy(self, start: int, count: int) -> None:
-        now = datetime.now(UTC)
+        now = clock.now()
         raw = connection.connection
         assert raw is not None
         base_day = date(2026, 1, 2)
@@ -173,7 +174,7 @@ class Command(BaseCommand):
         marker = "<!-- bench:pages -->"
         lines = [
             marker,
-            f"Last run: {datetime.now(UTC).isoformat(timespec='seconds')}, {total:,} trades in the database,"
+            f"Last run: {clock.now().isoformat(timespec='seconds')}, {total:,} trades in the database,"
             " server time (Django test client in-process), median of repeated requests.",
             "",
             "| page | status | median ms | max ms | queries |",

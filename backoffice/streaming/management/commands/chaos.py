@@ -1,6 +1,8 @@
 """``manage.py chaos``: trades flow while a seeded fault schedule runs; then the final state is checked.
 
-Run it through ``scripts/chaos.sh`` (``make chaos``), which gives it its own PostgreSQL and Kafka.
+Run it through ``scripts/chaos.sh`` (``make chaos``), which gives it its own PostgreSQL and Kafka,
+and each phase a fresh database. Every date comes from ``core.clock``: the run trades on the
+clock's business day and closes its trades' settle days at the custodian.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.conf import settings
@@ -31,9 +34,52 @@ from backoffice.streaming.kafka_admin import ALL_TOPICS, ensure_topics
 from backoffice.streaming.lag import group_lag
 from backoffice.streaming.relay import pg_connect
 from backoffice.streaming.selectors import outbox_backlog
+from core import clock
+from trades.management.commands.produce_trades import (
+    default_start,
+    mean_gap,
+    simulation_reference,
+)
 from trades.selectors import reference_snapshot
+from trades.simulator import SimConfig, SimReference, TradeSimulator
+
+if TYPE_CHECKING:
+    from trades.calendar import MarketCalendar
 
 LAG_DEADLINE_SECONDS = 60
+
+
+def trade_start(calendars: Mapping[str, MarketCalendar]) -> datetime:
+    """The simulated session open a run's trades start from: the clock's business day (the last
+    NYSE business day on or before its today, so Saturday and Sunday trade Friday's session)."""
+    return default_start(calendars.get("XNYS"), clock.today())
+
+
+def messages(reference: SimReference, seed: int, count: int, start: datetime) -> list[chaos.Sent]:
+    """What a run publishes, in order: the simulator's stream from ``start`` (amendments,
+    cancels, malformed and invalid messages among them) with 0.5 % of its trade messages sent
+    again later on the same key. A pure function of its arguments."""
+    config = SimConfig(
+        seed=seed,
+        start=start,
+        amend_share=0.05,
+        cancel_share=0.02,
+        malformed_share=0.01,
+        invalid_share=0.001,
+        mean_gap=mean_gap(count),
+    )
+    rng = random.Random(f"{seed}/duplicates")
+    sent: list[chaos.Sent] = []
+    resend: list[chaos.Sent] = []
+    for message in TradeSimulator(reference, config).generate(count):
+        sent.append(chaos.Sent(message.key.encode(), message.value, str(message.kind)))
+        if message.kind in ("NEW", "AMEND", "CANCEL") and rng.random() < 0.005:
+            resend.append(
+                chaos.Sent(message.key.encode(), message.value, str(message.kind), duplicate=True)
+            )
+        if resend and rng.random() < 0.01:
+            sent.append(resend.pop(0))  # a copy, later on the same key
+    return sent + resend
 
 
 class Command(BaseCommand):
@@ -52,13 +98,6 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--kills", type=int, default=20)
         parser.add_argument(
-            "--day",
-            type=int,
-            default=0,
-            help="trade this many business days after today (a second phase in the same database"
-            " must not join the netting keys of a day the first one closed)",
-        )
-        parser.add_argument(
             "--consumers",
             type=int,
             default=1,
@@ -71,10 +110,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_services()
-        seed = options["seed"] if options["seed"] is not None else int(time.time()) % 100_000
+        seed = options["seed"]
+        if seed is None:
+            seed = random.SystemRandom().randrange(100_000)
         self.stdout.write(f"chaos seed {seed} (replay with --seed {seed})")
         ensure_topics(ALL_TOPICS)
-        sent = self._messages(seed, options["trades"], options["day"])
+        snapshot = reference_snapshot()
+        start = trade_start(snapshot.calendars)
+        phase = chaos.phase_days(start.date(), snapshot.calendars)
+        self.stdout.write(
+            f"trading {phase.trade_date}; settling {', '.join(map(str, sorted(phase.settle_dates)))}"
+        )
+        sent = messages(simulation_reference(snapshot), seed, options["trades"], start)
         stages = [
             s
             for s in ("capture", "compliance", "settlement", "reporting")
@@ -93,26 +140,34 @@ class Command(BaseCommand):
         runner = threading.Thread(target=self._run_faults, args=(faults, fleet), daemon=True)
         started = time.monotonic()
         runner.start()
+        closed: list[chaos.Check] = []
         try:
             self._publish(sent, options["rate"])
             runner.join()
             last_fault = time.monotonic()
             caught_up = self._wait_for_lag_zero(last_fault)
             if custodian:
-                self._close_custodian_days()
+                closed.append(self._close_custodian_days(f"SIM{seed}-%", phase))
         finally:
             fleet.stop_all()
-        checks = self._checks(seed, sent, caught_up)
+        checks = self._checks(seed, sent, caught_up) + closed
         self._report(seed, options, checks, fleet, faults, time.monotonic() - started)
         if not all(c.passed for c in checks):
             raise CommandError(f"chaos run FAILED (seed {seed})")
 
-    def _close_custodian_days(self) -> None:
-        """End of day at the custodian for every date something is due: it settles (or fails)
-        what it holds and the statuses flow back through settlement into payments."""
+    def _close_custodian_days(self, prefix: str, phase: chaos.PhaseDays) -> chaos.Check:
+        """End of day at the custodian for every date this run's trades settle on: it settles (or
+        fails) what it holds and the statuses flow back through settlement into payments. The
+        line returned says whether those days were this run's alone (``chaos.custodian_close``)."""
         with connection.cursor() as cursor:
-            cursor.execute("SELECT DISTINCT settle_date FROM settlement_custodianinstruction")
-            days = sorted(row[0] for row in cursor.fetchall())
+            cursor.execute(
+                "SELECT DISTINCT settle_date FROM settlement_obligation WHERE trade_id LIKE %s",
+                [prefix],
+            )
+            own = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SELECT business_date FROM settlement_custodianday")
+            closed_before = [row[0] for row in cursor.fetchall()]
+        days, check = chaos.custodian_close(phase, own, closed_before)
         for day in days:
             subprocess.run(
                 [
@@ -132,6 +187,7 @@ class Command(BaseCommand):
         self.stdout.write(f"custodian closed {len(days)} day(s); waiting for the statuses")
         if self._wait_for_lag_zero(time.monotonic()) is None:
             raise CommandError("the custodian's statuses were not applied in time")
+        return check
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -143,40 +199,6 @@ class Command(BaseCommand):
             }
         )
         return env
-
-    def _messages(self, seed: int, count: int, day: int) -> list[chaos.Sent]:
-        from trades.management.commands.produce_trades import (
-            default_start,
-            mean_gap,
-            simulation_reference,
-        )
-        from trades.simulator import SimConfig, TradeSimulator
-
-        snapshot = reference_snapshot()
-        start = default_start(snapshot.calendars.get("XNYS"), datetime.now(UTC).date(), day)
-        config = SimConfig(
-            seed=seed,
-            start=start,
-            amend_share=0.05,
-            cancel_share=0.02,
-            malformed_share=0.01,
-            invalid_share=0.001,
-            mean_gap=mean_gap(count),
-        )
-        rng = random.Random(f"{seed}/duplicates")
-        sent: list[chaos.Sent] = []
-        resend: list[chaos.Sent] = []
-        for message in TradeSimulator(simulation_reference(snapshot), config).generate(count):
-            sent.append(chaos.Sent(message.key.encode(), message.value, str(message.kind)))
-            if message.kind in ("NEW", "AMEND", "CANCEL") and rng.random() < 0.005:
-                resend.append(
-                    chaos.Sent(
-                        message.key.encode(), message.value, str(message.kind), duplicate=True
-                    )
-                )
-            if resend and rng.random() < 0.01:
-                sent.append(resend.pop(0))  # a copy, later on the same key
-        return sent + resend
 
     def _publish(self, sent: list[chaos.Sent], rate: int) -> None:
         producer = KafkaProducer(
@@ -467,7 +489,7 @@ class Command(BaseCommand):
         text = path.read_text() if path.is_file() else f"# Reliability\n\n{marker}\n{marker}\n"
         head, _, rest = text.partition(marker)
         _, _, tail = rest.partition(marker)
-        stamp = f"Last run: {datetime.now(UTC).isoformat(timespec='seconds')} — `make chaos` (`scripts/chaos.sh --seed {seed}` replays it)."
+        stamp = f"Last run: {clock.now().isoformat(timespec='seconds')} — `make chaos` (`scripts/chaos.sh --seed {seed}` replays it)."
         path.write_text(
             head + marker + "\n" + stamp + "\n\n" + "\n".join(lines) + "\n" + marker + tail
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -10,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from backoffice.streaming.command import require_services
 from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.services import dead_letter_replay
+from core import clock
 
 
 class Command(BaseCommand):
@@ -44,6 +44,6 @@ class Command(BaseCommand):
                     f"{letter.pk} {letter.source_topic}[{letter.partition}]@{letter.offset} {letter.error_class}: {letter.reason}"
                 )
                 continue
-            replayed += dead_letter_replay(dead_letter_id=letter.pk, now=datetime.now(UTC))
+            replayed += dead_letter_replay(dead_letter_id=letter.pk, now=clock.now())
         if not options["dry_run"]:
             self.stdout.write(f"replayed {replayed} dead letter(s)")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from backoffice.streaming.command import require_services
 from backoffice.streaming.lag import group_lag
 from backoffice.streaming.models import ConsumerHeartbeat
 from backoffice.streaming.selectors import STALE_AFTER, outbox_backlog
+from core import clock
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         require_services()
         lag = group_lag()
-        now = timezone.now()
+        now = clock.now()
         for beat in ConsumerHeartbeat.objects.order_by("stage", "consumer_id"):
             state = "up" if now - beat.last_seen < STALE_AFTER else "stale"
             self.stdout.write(
