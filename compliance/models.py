@@ -198,6 +198,51 @@ class ComplianceTrade(models.Model):
         return f"{self.trade_id} v{self.version} {self.status}"
 
 
+TOTAL_DIGITS = NOTIONAL_DIGITS + 6  # a day's or a counterparty's sum of trade notionals
+
+
+class AccountDayTotal(models.Model):
+    """The running account-day notional of (account, trade date): ``ledger.day_contribution``
+    summed over every ``ComplianceTrade``.
+
+    Kept by the database, not by the code paths that write trades: statement-level triggers on
+    ``compliance_compliancetrade`` (migration 0003) add each statement's new contributions and
+    take away its old ones, so the stage's bulk upserts, four-eyes decisions and any other write
+    keep it exact, and a batch reads one row per key instead of re-adding the whole day.
+    """
+
+    account = models.CharField(max_length=32)
+    trade_date = models.DateField()
+    total = models.DecimalField(max_digits=TOTAL_DIGITS, decimal_places=NOTIONAL_PLACES)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "trade_date"], name="uniq_account_day_total")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.trade_date}: {self.total}"
+
+
+class ExposureTotal(models.Model):
+    """The running counterparty exposure per settle date: ``ledger.exposure_contribution``
+    summed over every ``ComplianceTrade`` (kept by the same triggers as ``AccountDayTotal``)."""
+
+    counterparty = models.CharField(max_length=32)
+    settle_date = models.DateField()
+    total = models.DecimalField(max_digits=TOTAL_DIGITS, decimal_places=NOTIONAL_PLACES)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["counterparty", "settle_date"], name="uniq_exposure_total"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.counterparty} {self.settle_date}: {self.total}"
+
+
 class RuleEvaluation(models.Model):
     """One rule row's verdict on one trade version, as the blotter and the exception show it.
 

@@ -11,17 +11,27 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from django.db.models import Case, F, Q, QuerySet, Sum, When
+from django.db import connection
+from django.db.models import QuerySet
 
 from backoffice.streaming.envelope import Message
 from compliance.batch import OPEN, BatchInput, RuleRow, widest_window
 from compliance.facts import Reference, parse_time
-from compliance.ledger import CANCELLED, LIVE, REJECTED, LastPrice, Ledger, TradeState
+from compliance.ledger import (
+    LIVE,
+    LastPrice,
+    Ledger,
+    TradeState,
+    day_contribution,
+    exposure_contribution,
+)
 from compliance.models import (
+    AccountDayTotal,
     ComplianceException,
     ComplianceRule,
     ComplianceTrade,
     ExceptionProposal,
+    ExposureTotal,
     ReferencePrice,
     RestrictedInstrument,
     RuleEvaluation,
@@ -29,6 +39,9 @@ from compliance.models import (
 from compliance.rules import REGISTRY, RecentTrade, RuleConfig
 from trades.selectors import fx_rates_on, reference_snapshot
 
+# The advisory-lock class of the compliance limits (the other key is a hash of the account or
+# counterparty); any 32-bit number no other lock in the product uses.
+LIMITS_LOCK_CLASS = 0x11A175
 BAD_PARAMS = "<params must be an object of name: value>"
 
 
@@ -109,10 +122,16 @@ def batch_input(messages: Sequence[Message]) -> BatchInput:
     rules = rule_rows()
     trade_ids = sorted({p["trade_id"] for p in payloads})
     states = _locked_states(trade_ids)
+    # An amendment can move a trade to another account or counterparty: lock its old ones too.
+    limits_lock(
+        accounts={p["account"] for p in payloads} | {s.account for s in states},
+        counterparties={p["counterparty"] for p in payloads}
+        | {s.validated_counterparty for s in states if s.validated_counterparty},
+    )
     ledger = Ledger(
         states=states,
-        day_totals=_day_totals(payloads, trade_ids),
-        exposures=_exposures(payloads, trade_ids),
+        day_totals=_day_totals(payloads, states),
+        exposures=_exposures(payloads, states),
         recent=_recent(payloads, trade_ids, widest_window(rules)),
         last_prices=_last_prices({p["instrument"] for p in payloads}),
     )
@@ -164,47 +183,64 @@ def _locked_states(trade_ids: list[str]) -> list[TradeState]:
     return [trade_state(row) for row in rows]
 
 
-def _day_totals(
-    payloads: Sequence[Mapping[str, Any]], trade_ids: list[str]
-) -> dict[tuple[str, date], Decimal]:
-    # Mirrors ledger.day_contribution for the trades outside the batch.
-    rows = (
-        ComplianceTrade.objects.filter(
-            account__in={p["account"] for p in payloads},
-            trade_date__in={p["trade_date"] for p in payloads},
-        )
-        .filter(Q(status__in=LIVE) | Q(status=REJECTED, validated_version__isnull=False))
-        .exclude(trade_id__in=trade_ids)
-        .values("account", "trade_date")
-        .annotate(
-            total=Sum(
-                Case(
-                    When(status=REJECTED, then=F("validated_notional_base")),
-                    default=F("notional_base"),
-                )
-            )
-        )
+def limits_lock(*, accounts: Iterable[str], counterparties: Iterable[str]) -> None:
+    """Serialise every writer of these accounts' day totals and counterparties' exposure until
+    the transaction ends.
+
+    The stage's batches and four-eyes decisions take these transaction-level advisory locks,
+    always in the same order, before they read a limit's running total, so two compliance
+    consumers (or a consumer and an approver) can never both let trades through against the
+    same headroom: the second reads the total the first committed. A lock per key, not per row,
+    because a counterparty's exposure is a range of settle dates and a new date is a new row.
+    """
+    keys = sorted(
+        {f"account:{a}" for a in accounts} | {f"counterparty:{c}" for c in counterparties}
     )
-    return {(r["account"], r["trade_date"]): r["total"] for r in rows}
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(k)) FROM unnest(%s::text[]) AS k"
+                " ORDER BY hashtext(k)",
+                [LIMITS_LOCK_CLASS, keys],
+            )
+
+
+def _day_totals(
+    payloads: Sequence[Mapping[str, Any]], states: Sequence[TradeState]
+) -> dict[tuple[str, date], Decimal]:
+    """Running account-day totals of every trade outside the batch: the stored totals (kept by
+    the database, ``AccountDayTotal``) less what the batch's own trades contribute to them."""
+    accounts = {p["account"] for p in payloads}
+    days = {date.fromisoformat(p["trade_date"]) for p in payloads}
+    totals = {
+        (account, day): total
+        for account, day, total in AccountDayTotal.objects.filter(
+            account__in=accounts, trade_date__in=days
+        ).values_list("account", "trade_date", "total")
+    }
+    for state in states:
+        if (found := day_contribution(state)) is not None and found[0] in totals:
+            totals[found[0]] -= found[1]
+    return totals
 
 
 def _exposures(
-    payloads: Sequence[Mapping[str, Any]], trade_ids: list[str]
+    payloads: Sequence[Mapping[str, Any]], states: Sequence[TradeState]
 ) -> list[tuple[str, date, Decimal]]:
-    # Mirrors ledger.exposure_contribution; only what is unsettled on the earliest trade date.
-    earliest = min(p["trade_date"] for p in payloads)
-    rows = (
-        ComplianceTrade.objects.filter(
-            validated_counterparty__in={p["counterparty"] for p in payloads},
-            validated_version__isnull=False,
-            validated_settle_date__gte=earliest,
-        )
-        .exclude(status=CANCELLED)
-        .exclude(trade_id__in=trade_ids)
-        .values("validated_counterparty", "validated_settle_date")
-        .annotate(total=Sum("validated_notional_base"))
-    )
-    return [(r["validated_counterparty"], r["validated_settle_date"], r["total"]) for r in rows]
+    """Running exposure per (counterparty, settle date) of every trade outside the batch, from
+    the earliest trade date on (only what is still unsettled then can count)."""
+    earliest = min(date.fromisoformat(p["trade_date"]) for p in payloads)
+    totals = {
+        (counterparty, day): total
+        for counterparty, day, total in ExposureTotal.objects.filter(
+            counterparty__in={p["counterparty"] for p in payloads}, settle_date__gte=earliest
+        ).values_list("counterparty", "settle_date", "total")
+    }
+    for state in states:
+        found = exposure_contribution(state)
+        if found is not None and (found[0], found[1]) in totals:
+            totals[(found[0], found[1])] -= found[2]
+    return [(counterparty, day, total) for (counterparty, day), total in totals.items() if total]
 
 
 def _recent(

@@ -22,7 +22,7 @@ from backoffice.audit.services import audit_record
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import EVENT_NAMESPACE, Outbound
 from backoffice.streaming.outbox import outbox_publish
-from compliance import errors
+from compliance import errors, selectors
 from compliance.batch import validated_payload
 from compliance.ledger import LastPrice
 from compliance.models import (
@@ -245,6 +245,9 @@ def _decide_trade(exception: ComplianceException, *, approved: bool, now: dateti
                 exception_version=exception.trade_version,
             )
         )
+    # A decision moves the trade's account-day notional and, when approved, its counterparty's
+    # exposure: it waits for a batch reading those totals, as that batch would wait for it.
+    selectors.limits_lock(accounts={row.account}, counterparties={row.counterparty})
     if approved:
         changed = waiting.update(
             status=ComplianceTrade.Status.VALIDATED,

@@ -1,6 +1,7 @@
-"""Bulk writes for stage handlers: COPY into a session-temporary staging table, then one
-``INSERT ... SELECT ... ON CONFLICT`` — about twice the row rate of a pipelined executemany, and
-one statement whatever the batch size. Runs in the caller's transaction.
+"""Bulk writes for stage handlers, one statement whatever the batch size, in the caller's
+transaction: append-only rows are COPYed straight into their table; rows that may conflict go
+through a session-temporary staging table and one ``INSERT ... SELECT ... ON CONFLICT`` (COPY has
+no conflict clause) — about twice the row rate of a pipelined executemany either way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ def copy_insert(
         raw = connection.connection
     assert raw is not None
     column_list = ", ".join(columns)
+    if not on_conflict:
+        # Nothing to resolve: the rows go straight in, with no staging copy to write and delete.
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            copied: int = cursor.rowcount
+        return copied
     stage = f"_bulk_{table}_{abs(hash(tuple(columns))) % 10**8}"
     with raw.cursor() as cursor:
         # Every call: a rolled-back transaction takes a temp table created in it along.

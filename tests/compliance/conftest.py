@@ -114,7 +114,8 @@ def envelope_bytes(payload: dict[str, Any]) -> tuple[bytes, list[tuple[str, byte
 class Feed:
     """Applies payloads as consecutive offsets of one partition, one batch per call."""
 
-    def __init__(self) -> None:
+    def __init__(self, partition: int = 0) -> None:
+        self.partition = partition  # a consumer of another partition applies its own offsets
         self.offset = 0
 
     def __call__(self, *payloads: dict[str, Any], now: datetime = NOW) -> BatchOutcome:
@@ -124,7 +125,7 @@ class Feed:
             key = payload["account"].encode()
             message = decode(
                 subscription=CAPTURED,
-                partition=0,
+                partition=self.partition,
                 offset=self.offset,
                 key=key,
                 value=value,
@@ -132,7 +133,15 @@ class Feed:
                 registry=registry(),
             )
             records.append(
-                Record("trades.captured", 0, self.offset, key, value, headers, message=message)
+                Record(
+                    "trades.captured",
+                    self.partition,
+                    self.offset,
+                    key,
+                    value,
+                    headers,
+                    message=message,
+                )
             )
             self.offset += 1
         return apply_batch(
