@@ -287,6 +287,22 @@ class _Chain:
     any_settled: bool = False
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """A key's instruction history folded into what re-netting needs: its latest version and
+    the signed amounts settled on it so far (settled versions in full, partial ones in part;
+    CANCEL versions carry nothing). ``any_settled`` makes the next version a CORRECTING one.
+
+    The database can fold a chain with one aggregate (``settlement.services.renet``), so a long
+    chain costs one row to re-net, not its whole history with every version's obligation ids.
+    """
+
+    latest: Instruction
+    settled_quantity: Decimal = ZERO
+    settled_cash: Decimal = ZERO
+    any_settled: bool = False
+
+
 Partials = Mapping[str, tuple[Decimal, Decimal]]  # instruction id -> signed (quantity, cash)
 _NO_PARTIALS: Partials = MappingProxyType({})
 
@@ -382,14 +398,39 @@ def renet(
     difference); re-running with the result appended returns ``[]``. Output sorted by key.
     """
     settled = frozenset(settled_instruction_ids)
-    targets = _net_by_key(current_obligations)
     chains = _chains(existing_instructions, settled, partially_settled)
+    heads = {
+        key: ChainHead(c.latest, c.settled_quantity, c.settled_cash, c.any_settled)
+        for key, c in chains.items()
+        if c.latest is not None
+    }
+    return renet_heads(current_obligations, heads, settled, partially_settled)
+
+
+def renet_heads(
+    current_obligations: Iterable[Obligation],
+    heads: Mapping[NettingKey, ChainHead],
+    settled_instruction_ids: Iterable[str],
+    partially_settled: Partials = _NO_PARTIALS,
+) -> list[Instruction]:
+    """``renet`` from each key's folded history instead of the history itself.
+
+    ``settled_instruction_ids`` and ``partially_settled`` need to name only the latest versions
+    (the heads' settled totals already count the rest). Guarantee: for histories folded as
+    ``renet`` folds them, the same instructions as ``renet``, sorted by key.
+    """
+    settled = frozenset(settled_instruction_ids)
+    targets = _net_by_key(current_obligations)
     empty = _Net(ZERO, ZERO, ())
     issued = []
-    for key in sorted(targets.keys() | chains.keys()):
-        chain = chains.get(key, _Chain())
-        target = targets.get(key, empty)
-        ins = _next_version(key, chain, target, settled, partially_settled)
+    for key in sorted(targets.keys() | heads.keys()):
+        head = heads.get(key)
+        chain = (
+            _Chain(head.latest, head.settled_quantity, head.settled_cash, head.any_settled)
+            if head is not None
+            else _Chain()
+        )
+        ins = _next_version(key, chain, targets.get(key, empty), settled, partially_settled)
         if ins is not None:
             issued.append(ins)
     return issued

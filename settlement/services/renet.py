@@ -1,9 +1,10 @@
 """Re-netting chains and instructing their new versions (bulk, per batch).
 
 Each netting key is a chain of instruction versions (``settlement.netting``). After obligations
-or settled amounts change, the affected chains are re-netted together: their obligations and
-history are read in one query each, ``netting.renet`` decides the new versions, which are
-written, released (PENDING -> INSTRUCTED) and returned as the events that send them.
+or settled amounts change, the affected chains are re-netted together: their obligations, their
+latest versions and what settled on them are read in one query each (a chain's history is
+folded by the database, not shipped), ``netting.renet_heads`` decides the new versions, which
+are written, released (PENDING -> INSTRUCTED) and returned as the events that send them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from backoffice.streaming.envelope import Outbound
 from settlement import netting
 from settlement.models import Instruction
 
+ZERO = Decimal(0)
 INSTRUCTIONS_SCHEMA = "settlement.instructions"
 EVENT_NAMESPACE = uuid.UUID("0b0c7d52-3c1e-5b7a-9d41-7c3f2a9e8b10")
 
@@ -71,10 +73,11 @@ class _Reference:
 
 @dataclass
 class _Chains:
-    """The chains' current obligations and instruction history, read in two queries."""
+    """The chains' current obligations and folded instruction histories, read in three queries;
+    ``settled`` and ``partial`` name the latest versions that settled in full or in part."""
 
     obligations: list[netting.Obligation] = field(default_factory=list)
-    history: list[netting.Instruction] = field(default_factory=list)
+    heads: dict[netting.NettingKey, netting.ChainHead] = field(default_factory=dict)
     settled: set[str] = field(default_factory=set)
     partial: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     references: dict[str, _Reference] = field(default_factory=dict)
@@ -88,12 +91,23 @@ SELECT trade_id, trade_version, account, counterparty, instrument, settle_date, 
        ssi_custodian_bic, ssi_safekeeping_account, ssi_cash_account
 FROM settlement_obligation WHERE chain_id = ANY(%s::text[]) AND status = 'ACTIVE'
 """
-_HISTORY = """
-SELECT instruction_id, account, counterparty, instrument, settle_date, currency, payment_type,
+# Each chain's latest version (the only one whose fields re-netting reads) ...
+_HEADS = """
+SELECT DISTINCT ON (chain_id)
+       instruction_id, account, counterparty, instrument, settle_date, currency, payment_type,
        version, kind, net_quantity, net_cash, obligation_ids, supersedes, status,
        settled_quantity, settled_cash, chain_id, asset_class, csdr_class, market,
        ssi_custodian_bic, ssi_safekeeping_account, ssi_cash_account
-FROM settlement_instruction WHERE chain_id = ANY(%s::text[]) ORDER BY version
+FROM settlement_instruction WHERE chain_id = ANY(%s::text[]) ORDER BY chain_id, version DESC
+"""
+# ... and what has settled on all its versions, folded as netting._chains folds a history: a
+# SETTLED version counts its net (equal to its settled amounts, a check constraint says so), a
+# partly settled one what settled, a CANCEL nothing. One row per chain however long it is.
+_SETTLED = """
+SELECT chain_id, sum(settled_quantity), sum(settled_cash),
+       bool_or(status = 'SETTLED' OR settled_quantity <> 0 OR settled_cash <> 0)
+FROM settlement_instruction WHERE chain_id = ANY(%s::text[]) AND kind <> 'CANCEL'
+GROUP BY chain_id
 """
 _SIDES = {s.value: s for s in netting.Side}
 _TYPES = {t.value: t for t in netting.PaymentType}
@@ -103,13 +117,17 @@ _KINDS = {k.value: k for k in netting.InstructionKind}
 def _load(chains: set[str]) -> _Chains:
     loaded = _Chains()
     with connection.cursor() as cursor:
-        cursor.execute(_HISTORY, [sorted(chains)])
+        cursor.execute(_SETTLED, [sorted(chains)])
+        folded = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute(_HEADS, [sorted(chains)])
         for row in cursor.fetchall():
             iid, acc, cpty, isin, sd, ccy, pt, version, kind, q, c, ids, sup, status = row[:14]
             key = netting.NettingKey(acc, cpty, isin, sd, ccy, _TYPES[pt])
-            loaded.history.append(
-                netting.Instruction(iid, key, version, _KINDS[kind], q, c, tuple(ids), sup or None)
+            latest = netting.Instruction(
+                iid, key, version, _KINDS[kind], q, c, tuple(ids), sup or None
             )
+            settled_q, settled_c, any_settled = folded.get(row[16], (ZERO, ZERO, False))
+            loaded.heads[key] = netting.ChainHead(latest, settled_q, settled_c, any_settled)
             done_q, done_c = row[14:16]
             if status == Instruction.Status.SETTLED:
                 loaded.settled.add(iid)
@@ -155,7 +173,7 @@ def chains_renet(*, chain_ids: Iterable[str], now: datetime) -> list[Outbound]:
         return []
     lock_chains(chains)
     loaded = _load(chains)
-    issued = netting.renet(loaded.obligations, loaded.history, loaded.settled, loaded.partial)
+    issued = netting.renet_heads(loaded.obligations, loaded.heads, loaded.settled, loaded.partial)
     if not issued:
         return []
     rows = [_new_row(ins, loaded.references[netting.chain_id(ins.key)], now) for ins in issued]

@@ -12,9 +12,11 @@ from decimal import Decimal
 
 import pytest
 
+from settlement import netting
 from settlement.models import Fail, Instruction, Obligation, Payment, SettlementMovement
 from settlement.netting import NettingKey, PaymentType, chain_id
 from settlement.selectors import netting_ratios
+from settlement.services import renet
 from settlement.services.status import UNKNOWN_INSTRUCTION, UNKNOWN_INSTRUCTION_REASON
 from tests.settlement.conftest import AAPL, SD, dead_letters, sent_instructions, status, trade
 
@@ -264,3 +266,54 @@ def test_free_of_payment_trades_move_no_cash(settle):
     assert SettlementMovement.objects.get().asset == AAPL
     assert not Payment.objects.exists()
     assert SD == "2026-11-27"
+
+
+def test_the_database_folds_each_chain_as_the_netting_rules_fold_its_history(settle):
+    """renet reads a chain's latest version and settled totals (one row), not its history: the
+    fold in SQL must give what netting._chains gives for the whole history."""
+    settle.trades(T1, T2)
+    settle.statuses(status(f"{CHAIN}-v1", 1, "PARTIALLY_SETTLED", quantity="100", cash="-1000.00"))
+    settle.trades(trade("T1", 2, quantity="250"))  # CORRECTING the remainder
+    settle.statuses(status(f"{CHAIN}-v1", 2, "SETTLED", quantity="800", cash="-8010.00"))
+    settle.trades(trade("T2", 2, action="CANCEL"))  # after settlement: a reversing correction
+    settle.trades(trade("T9", quantity="70", account="ACC-0002"))  # another chain, never settled
+    rows = Instruction.objects.order_by("chain_id", "version")
+    history = [
+        netting.Instruction(
+            r.instruction_id,
+            NettingKey(
+                r.account,
+                r.counterparty,
+                r.instrument,
+                r.settle_date,
+                r.currency,
+                PaymentType(r.payment_type),
+            ),
+            r.version,
+            netting.InstructionKind(r.kind),
+            r.net_quantity,
+            r.net_cash,
+            tuple(r.obligation_ids),
+            r.supersedes or None,
+        )
+        for r in rows
+    ]
+    settled = {r.instruction_id for r in rows if r.status == "SETTLED"}
+    partial = {
+        r.instruction_id: (r.settled_quantity, r.settled_cash)
+        for r in rows
+        if r.status != "SETTLED" and (r.settled_quantity or r.settled_cash)
+    }
+    expected = {
+        key: (c.latest, c.settled_quantity, c.settled_cash, c.any_settled)
+        for key, c in netting._chains(history, frozenset(settled), partial).items()
+    }
+
+    loaded = renet._load({r.chain_id for r in rows})
+
+    assert len(expected) == 2
+    assert any(c[3] for c in expected.values())  # something settled: the fold is not trivial
+    assert {
+        key: (h.latest, h.settled_quantity, h.settled_cash, h.any_settled)
+        for key, h in loaded.heads.items()
+    } == expected
