@@ -11,7 +11,6 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from backoffice.streaming.envelope import Message
@@ -37,11 +36,9 @@ from compliance.models import (
     RuleEvaluation,
 )
 from compliance.rules import REGISTRY, RecentTrade, RuleConfig
+from core.locks import lock_keys
 from trades.selectors import fx_rates_on, reference_snapshot
 
-# The advisory-lock class of the compliance limits (the other key is a hash of the account or
-# counterparty); any 32-bit number no other lock in the product uses.
-LIMITS_LOCK_CLASS = 0x11A175
 BAD_PARAMS = "<params must be an object of name: value>"
 
 
@@ -188,21 +185,15 @@ def limits_lock(*, accounts: Iterable[str], counterparties: Iterable[str]) -> No
     the transaction ends.
 
     The stage's batches and four-eyes decisions take these transaction-level advisory locks,
-    always in the same order, before they read a limit's running total, so two compliance
+    before they read a limit's running total, so two compliance
     consumers (or a consumer and an approver) can never both let trades through against the
     same headroom: the second reads the total the first committed. A lock per key, not per row,
     because a counterparty's exposure is a range of settle dates and a new date is a new row.
     """
-    keys = sorted(
-        {f"account:{a}" for a in accounts} | {f"counterparty:{c}" for c in counterparties}
+    lock_keys(
+        [f"compliance.account:{a}" for a in accounts]
+        + [f"compliance.counterparty:{c}" for c in counterparties]
     )
-    if keys:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(k)) FROM unnest(%s::text[]) AS k"
-                " ORDER BY hashtext(k)",
-                [LIMITS_LOCK_CLASS, keys],
-            )
 
 
 def _day_totals(

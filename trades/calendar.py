@@ -122,6 +122,14 @@ class MarketCalendar:
         self._require_covered(d, d)
         return d.weekday() not in self.weekend and d not in self.holidays
 
+    def business_day_on_or_before(self, d: date) -> date:
+        """``d`` when it is a business day, else the last business day before it: the business
+        date of a calendar day (a Saturday, or a holiday, belongs to the day the market last
+        opened)."""
+        while not self.is_business_day(d):
+            d -= _ONE_DAY
+        return d
+
     def add_business_days(self, d: date, n: int) -> date:
         """Return the ``n``-th business day after ``d`` (before it when ``n`` is negative).
 

@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -282,12 +282,8 @@ def business_date(*, today: date | None = None) -> date:
     """
     day = clock.today() if today is None else today
     try:
-        calendar = market_calendar(settings.BUSINESS_CALENDAR)
-        while not calendar.is_business_day(day):
-            day -= timedelta(days=1)
-        return day
+        return market_calendar(settings.BUSINESS_CALENDAR).business_day_on_or_before(day)
     except (UnknownCalendarError, CalendarNotCoveredError) as error:
         log.warning(BUSINESS_DATE_WITHOUT_HOLIDAYS, error)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
+    weekends = MarketCalendar(settings.BUSINESS_CALENDAR, frozenset(), settlement_cycle=0)
+    return weekends.business_day_on_or_before(day)

@@ -21,6 +21,7 @@ from django.db import connection
 
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Outbound
+from core.locks import lock_keys
 from settlement import netting
 from settlement.models import Instruction
 
@@ -48,15 +49,9 @@ def lock_chains(chain_ids: Iterable[str]) -> None:
 
     Trades and custodian statuses arrive on different topics, so two consumers may touch one
     chain at once; a transaction-scoped advisory lock per chain, taken in sorted order,
-    serialises them (a deadlock between two batches is rolled back and retried by the runtime).
+    serialises them (``core.locks.lock_keys``).
     """
-    ordered = sorted(set(chain_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(c, 0)))"
-            " FROM unnest(%s::text[]) WITH ORDINALITY AS t(c, n)",
-            [ordered],
-        )
+    lock_keys(chain_ids)
 
 
 @dataclass(frozen=True)

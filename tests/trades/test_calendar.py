@@ -263,3 +263,10 @@ def test_a_covered_calendar_counts_like_an_unchecked_one_exactly_inside_coverage
     else:
         with pytest.raises(CalendarNotCoveredError):
             XNYS_2026.business_days_between(a, b)
+
+
+def test_a_weekend_or_holiday_belongs_to_the_last_business_day_before_it():
+    nyse = MarketCalendar("NYSE", frozenset({date(2026, 11, 26)}), settlement_cycle=1)
+    assert nyse.business_day_on_or_before(date(2026, 11, 25)) == date(2026, 11, 25)  # itself
+    assert nyse.business_day_on_or_before(date(2026, 11, 26)) == date(2026, 11, 25)  # holiday
+    assert nyse.business_day_on_or_before(date(2026, 11, 29)) == date(2026, 11, 27)  # Sunday

@@ -92,17 +92,9 @@ def default_start(calendar: MarketCalendar | None, today: date, days_after: int 
     the business day ``days_after`` business days after that one: later for a load run's later
     passes, earlier (negative) for the demo's trades that have settled by the business date."""
 
-    def closed(d: date) -> bool:
-        return d.weekday() >= 5 or (calendar is not None and not calendar.is_business_day(d))
-
-    day = today
-    while closed(day):
-        day -= timedelta(days=1)
-    step = timedelta(days=1 if days_after >= 0 else -1)
-    for _ in range(abs(days_after)):
-        day += step
-        while closed(day):
-            day += step
+    if calendar is None:  # no reference data for the market: weekends alone close it
+        calendar = MarketCalendar("XNYS", frozenset(), settlement_cycle=0)
+    day = calendar.add_business_days(calendar.business_day_on_or_before(today), days_after)
     hour, minute = SESSION_OPEN_UTC
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
