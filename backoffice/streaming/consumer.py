@@ -32,6 +32,7 @@ from backoffice.streaming import metrics, otel, topics
 from backoffice.streaming.envelope import DecodeError, Subscription, decode
 from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
+from backoffice.streaming.kafka_admin import ensure_topics
 from backoffice.streaming.schemas import registry
 from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batch
 from core import clock
@@ -124,6 +125,10 @@ class StageRunner:
             log.info("stopped", extra={"stage": self.stage.name})
 
     def _connect(self) -> KafkaConsumer:
+        # Input topics exist before the group forms: a consumer that joins while a topic is
+        # missing is assigned nothing from it and only sees it at its next metadata refresh
+        # (five minutes), however soon a producer creates it.
+        ensure_topics([s.topic for s in self.stage.subscriptions])
         consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
             group_id=self.group,
