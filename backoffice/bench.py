@@ -34,7 +34,7 @@ from backoffice.streaming.models import ConsumerOffset
 # says when the trade became visible there. Stages not built yet are skipped.
 STAGES: list[tuple[str, str, str]] = [
     ("capture", "trades_tradeversion", "captured_at"),
-    ("compliance", "compliance_ruleevaluation", "evaluated_at"),
+    ("compliance", "compliance_versionverdict", "evaluated_at"),
     ("settlement", "settlement_obligation", "updated_at"),
     ("reporting", "reporting_positiontrade", "updated_at"),
 ]

@@ -22,7 +22,7 @@ from compliance.models import (
     ExceptionProposal,
     ReferencePrice,
     RestrictedInstrument,
-    RuleEvaluation,
+    VersionVerdict,
 )
 from compliance.rules import validate_config
 from core import clock
@@ -172,10 +172,10 @@ class ComplianceTradeAdmin(ReadOnlyAdmin):
     search_fields = ("trade_id", "account", "instrument")
 
 
-@admin.register(RuleEvaluation)
-class RuleEvaluationAdmin(ReadOnlyAdmin):
-    list_display = ("trade_id", "trade_version", "code", "passed", "detail", "evaluated_at")
-    list_filter = ("passed", "code")
+@admin.register(VersionVerdict)
+class VersionVerdictAdmin(ReadOnlyAdmin):
+    list_display = ("trade_id", "trade_version", "passed", "failed_rules", "evaluated_at")
+    list_filter = ("passed",)
     search_fields = ("trade_id",)
 
 

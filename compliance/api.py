@@ -20,11 +20,7 @@ from rest_framework.views import APIView
 
 from backoffice import roles
 from compliance import errors, selectors, services
-from compliance.models import (
-    ComplianceException,
-    ExceptionProposal,
-    RuleEvaluation,
-)
+from compliance.models import ComplianceException, ExceptionProposal
 from core import clock
 
 STATUS_FOR = {
@@ -39,10 +35,14 @@ def refusal(error: errors.ComplianceError) -> Response:
     return Response({"detail": error.message}, status=STATUS_FOR[type(error)])
 
 
-class EvaluationOutput(serializers.ModelSerializer[RuleEvaluation]):
-    class Meta:
-        model = RuleEvaluation
-        fields = ("rule_id", "code", "passed", "detail", "evaluated_at")
+class EvaluationOutput(serializers.Serializer[Any]):
+    """One rule row's result (expanded from the version's verdict row), as the rule rows were."""
+
+    rule_id = serializers.IntegerField()
+    code = serializers.CharField(max_length=40)
+    passed = serializers.BooleanField()
+    detail = serializers.CharField()
+    evaluated_at = serializers.DateTimeField()
 
 
 class ProposalOutput(serializers.ModelSerializer[ExceptionProposal]):

@@ -50,13 +50,31 @@ class RuleRow:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    trade_id: str
-    trade_version: int
+class RuleResult:
+    """One rule row's result on a version (the row's id: several rows may share a code)."""
+
     rule_id: int
     code: str
     passed: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judged version: every applicable rule row's result, in evaluation order."""
+
+    trade_id: str
+    trade_version: int
+    results: tuple[RuleResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failed_rules(self) -> list[str]:
+        """The failing rule rows' codes, in evaluation order (a code twice if two rows failed)."""
+        return [r.code for r in self.results if not r.passed]
 
 
 @dataclass
@@ -89,7 +107,7 @@ class BatchWrites:
     """The batch's effects, ready to be written in bulk."""
 
     trades: dict[str, TradeState] = field(default_factory=dict)
-    evaluations: list[Evaluation] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)  # one per judged version
     new_exceptions: list[NewException] = field(default_factory=list)
     # existing exception id -> (new status, the trade version that closed it)
     closed: dict[int, tuple[str, int]] = field(default_factory=dict)
@@ -223,12 +241,12 @@ class _Run:
             self.writes.rejections.append((message, error.error_class, error.reason))
             return
         self._close_open(facts.trade_id, SUPERSEDED, facts.trade_version)
-        results = self._outcomes(facts)
-        self.writes.evaluations.extend(results)
+        verdict = Verdict(facts.trade_id, facts.trade_version, self._outcomes(facts))
+        self.writes.verdicts.append(verdict)
         state = state_from_payload(
             payload, notional=facts.notional_base, status=WAITING, previous=held
         )
-        failed = [e.code for e in results if not e.passed]
+        failed = verdict.failed_rules
         if failed:
             exception = NewException(
                 trade_id=facts.trade_id,
@@ -249,24 +267,15 @@ class _Run:
             if self.ledger.price_seen(facts.instrument, seen):
                 self.writes.prices[facts.instrument] = seen
 
-    def _outcomes(self, facts: TradeFacts) -> list[Evaluation]:
+    def _outcomes(self, facts: TradeFacts) -> tuple[RuleResult, ...]:
         context = self._context(facts)
         results = []
-        # One rule row at a time so each verdict is stored against the row that produced it.
+        # One rule row at a time so each result is stored against the row that produced it.
         for rule_id, rule in self.rules:
             if rule.applies(facts):
                 outcome = rule.run(facts, context)
-                results.append(
-                    Evaluation(
-                        trade_id=facts.trade_id,
-                        trade_version=facts.trade_version,
-                        rule_id=rule_id,
-                        code=outcome.code,
-                        passed=outcome.passed,
-                        detail=outcome.detail,
-                    )
-                )
-        return results
+                results.append(RuleResult(rule_id, outcome.code, outcome.passed, outcome.detail))
+        return tuple(results)
 
     def _context(self, facts: TradeFacts) -> Context:
         ledger, reference = self.ledger, self.inputs.reference

@@ -1,11 +1,11 @@
 """Compliance tables: the editable rules, the facts the rules need across trades, every verdict,
 and the four-eyes exception queue.
 
-Invariants live in PostgreSQL: one row per trade, one evaluation per (trade version, rule row),
-one exception per trade version and at most one OPEN exception per trade, at most one ACTIVE
-proposal per exception, non-empty reasons, and states that can only hold listed values. Amounts
-are ``NUMERIC``; notional in the base currency keeps full precision (it is compared with limits,
-never booked, so it is not rounded).
+Invariants live in PostgreSQL: one row per trade, one verdict per trade version (holding every
+rule row's result), one exception per trade version and at most one OPEN exception per trade, at
+most one ACTIVE proposal per exception, non-empty reasons, and states that can only hold listed
+values. Amounts are ``NUMERIC``; notional in the base currency keeps full precision (it is
+compared with limits, never booked, so it is not rounded).
 """
 
 from __future__ import annotations
@@ -243,33 +243,43 @@ class ExposureTotal(models.Model):
         return f"{self.counterparty} {self.settle_date}: {self.total}"
 
 
-class RuleEvaluation(models.Model):
-    """One rule row's verdict on one trade version, as the blotter and the exception show it.
+class VersionVerdict(models.Model):
+    """Compliance's verdict on one trade version: every applicable rule row's result in one row.
 
-    The identity includes the rule row because several rows may share a code (per-book limits);
-    ``rule_id`` is a plain id so deleting a rule never rewrites history.
+    One row per version rather than one per rule row, which was most of what the stage wrote per
+    trade: with the nine default rules a judged version costs one row and two index entries
+    (primary key, unique index) instead of nine rows and 27. The unique (trade id, version) index
+    is the only index besides the primary key; it also serves every lookup by trade.
+
+    ``results`` keeps each rule row's id next to its code because several rows may share a code
+    (per-book limits); ``rule_id`` is a plain id so deleting a rule never rewrites history.
+    ``failed_rules`` repeats the failing codes, in evaluation order, so a query can filter on
+    them without opening ``results``.
     """
 
     trade_id = models.CharField(max_length=64)
     trade_version = models.IntegerField()
-    rule_id = models.BigIntegerField()
-    code = models.CharField(max_length=40)
-    passed = models.BooleanField()
-    detail = models.TextField()
+    passed = models.BooleanField(help_text="Every applicable rule passed")
+    failed_rules = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    # [{"rule_id": int, "code": str, "passed": bool, "detail": str}, ...] in evaluation order
+    results = models.JSONField()
     evaluated_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["trade_id", "trade_version", "id"]
+        ordering = ["trade_id", "trade_version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["trade_id", "trade_version", "rule_id"], name="uniq_rule_evaluation"
+                fields=["trade_id", "trade_version"], name="uniq_version_verdict"
+            ),
+            models.CheckConstraint(
+                condition=Q(passed=True, failed_rules=[]) | (Q(passed=False) & ~Q(failed_rules=[])),
+                name="verdict_passed_iff_none_failed",
             ),
         ]
-        indexes = [models.Index(fields=["trade_id", "trade_version"], name="evaluation_trade_idx")]
 
     def __str__(self) -> str:
-        verdict = "pass" if self.passed else "FAIL"
-        return f"{self.trade_id} v{self.trade_version} {self.code} {verdict}"
+        verdict = "pass" if self.passed else "FAIL " + ", ".join(self.failed_rules)
+        return f"{self.trade_id} v{self.trade_version} {verdict}"
 
 
 class ExceptionStatus(models.TextChoices):

@@ -6,7 +6,8 @@ The batch loaders run one query per kind of thing for the whole batch, whatever 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -33,7 +34,7 @@ from compliance.models import (
     ExposureTotal,
     ReferencePrice,
     RestrictedInstrument,
-    RuleEvaluation,
+    VersionVerdict,
 )
 from compliance.rules import REGISTRY, RecentTrade, RuleConfig
 from core.locks import lock_keys
@@ -286,11 +287,41 @@ def exception_get(exception_id: int) -> ComplianceException | None:
     return ComplianceException.objects.filter(pk=exception_id).first()
 
 
-def exception_evaluations(exception: ComplianceException) -> QuerySet[RuleEvaluation]:
-    """The verdicts of every rule on the exception's trade version."""
-    return RuleEvaluation.objects.filter(
+@dataclass(frozen=True)
+class RuleEvaluation:
+    """One rule row's result on a trade version, expanded from its ``VersionVerdict``."""
+
+    trade_id: str
+    trade_version: int
+    rule_id: int
+    code: str
+    passed: bool
+    detail: str
+    evaluated_at: datetime
+
+
+def verdict_evaluations(verdict: VersionVerdict) -> list[RuleEvaluation]:
+    """The verdict's results, one per applicable rule row, in evaluation order."""
+    return [
+        RuleEvaluation(
+            trade_id=verdict.trade_id,
+            trade_version=verdict.trade_version,
+            rule_id=r["rule_id"],
+            code=r["code"],
+            passed=r["passed"],
+            detail=r["detail"],
+            evaluated_at=verdict.evaluated_at,
+        )
+        for r in verdict.results
+    ]
+
+
+def exception_evaluations(exception: ComplianceException) -> list[RuleEvaluation]:
+    """The result of every rule row on the exception's trade version (none if not judged)."""
+    verdict = VersionVerdict.objects.filter(
         trade_id=exception.trade_id, trade_version=exception.trade_version
-    ).order_by("id")
+    ).first()
+    return verdict_evaluations(verdict) if verdict else []
 
 
 def exception_proposals(exception: ComplianceException) -> QuerySet[ExceptionProposal]:

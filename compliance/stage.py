@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from compliance.models import (
     ComplianceTrade,
     ExceptionProposal,
     ReferencePrice,
-    RuleEvaluation,
+    VersionVerdict,
 )
 
 STAGE_NAME = "compliance"
@@ -37,13 +37,12 @@ CLOSED_BECAUSE = {
     "SUPERSEDED": "trade {trade_id} was amended to version {version}",
     "CANCELLED": "trade {trade_id} was cancelled in version {version}",
 }
-EVALUATION_COLUMNS = (
+VERDICT_COLUMNS = (
     "trade_id",
     "trade_version",
-    "rule_id",
-    "code",
     "passed",
-    "detail",
+    "failed_rules",
+    "results",
     "evaluated_at",
 )
 STATE_FIELDS = tuple(f.name for f in fields(TradeState))
@@ -86,14 +85,22 @@ def handle(messages: Sequence[Message], ctx: StageContext) -> StageResult:
 
 def write_effects(writes: BatchWrites, now: datetime) -> None:
     """Write one batch's effects with a fixed number of bulk statements."""
-    # Versions only move forward, so a (trade version, rule row) is never evaluated twice; the
-    # unique constraint is the net, and DO NOTHING keeps a replay from failing on it.
+    # One row per judged version, not one per rule row (nine with the default rules).
+    # Versions only move forward, so a version is never judged twice; the unique constraint is
+    # the net, and DO NOTHING keeps a replay from failing on it.
     copy_insert(
-        RuleEvaluation._meta.db_table,
-        EVALUATION_COLUMNS,
+        VersionVerdict._meta.db_table,
+        VERDICT_COLUMNS,
         (
-            (e.trade_id, e.trade_version, e.rule_id, e.code, e.passed, e.detail, now)
-            for e in writes.evaluations
+            (
+                v.trade_id,
+                v.trade_version,
+                v.passed,
+                v.failed_rules,
+                json.dumps([asdict(r) for r in v.results]),
+                now,
+            )
+            for v in writes.verdicts
         ),
         on_conflict="DO NOTHING",
     )

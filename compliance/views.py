@@ -8,7 +8,7 @@ the service's own sentence when it refuses. Each action confirms on a page of it
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -34,11 +34,7 @@ from backoffice.ui import (
 )
 from compliance import errors, selectors, services
 from compliance.filters import ExceptionFilter
-from compliance.models import (
-    ComplianceException,
-    ExceptionProposal,
-    RuleEvaluation,
-)
+from compliance.models import ComplianceException, ExceptionProposal, VersionVerdict
 from compliance.tables import ExceptionTable, age, shown_net
 from core import clock
 from trades.selectors_timeline import BAD, INFO, OK, WARN, TimelineItem
@@ -281,8 +277,8 @@ def open_exceptions_card(request: HttpRequest) -> DashboardCard:
 
 # One query for the whole timeline source: verdicts, exceptions and proposals, tagged by kind.
 _TIMELINE_SQL = f"""
-SELECT 'rule', e.evaluated_at, e.trade_version, e.code, e.passed::text, e.detail, '', NULL
-  FROM {RuleEvaluation._meta.db_table} e WHERE e.trade_id = %(t)s
+SELECT 'verdict', v.evaluated_at, v.trade_version, '', v.passed::text, v.results::text, '', NULL
+  FROM {VersionVerdict._meta.db_table} v WHERE v.trade_id = %(t)s
 UNION ALL
 SELECT 'raised', x.created_at, x.trade_version, array_to_string(x.failed_rules, ', '),
        x.status, '', '', x.id
@@ -312,12 +308,14 @@ def compliance_timeline(trade_id: str) -> list[TimelineItem]:
     with connection.cursor() as cursor:
         cursor.execute(_TIMELINE_SQL, {"t": trade_id})
         rows = cursor.fetchall()
-    verdicts: dict[int, list[tuple[datetime, str, bool, str]]] = defaultdict(list)
     items: list[TimelineItem] = []
+    verdicts: list[TimelineItem] = []  # last, so a tie on time keeps them after the exception
     for kind, at, version, code, state, detail, who, exception_id in rows:
         link = reverse("compliance-exception-detail", args=[exception_id]) if exception_id else ""
-        if kind == "rule":
-            verdicts[version].append((at, code, state == "true", detail))
+        if kind == "verdict":
+            results = json.loads(detail)
+            if results:  # no rule applied to the version: nothing to show
+                verdicts.append(_verdict_item(at, version, results))
         elif kind == "raised":
             what = f"Exception {exception_id} raised on v{version}"
             items.append(
@@ -334,17 +332,17 @@ def compliance_timeline(trade_id: str) -> list[TimelineItem]:
             what = f"{code.capitalize()} {state.lower()} by {who}"
             tone = OK if state == ExceptionProposal.Status.CONFIRMED else INFO
             items.append(TimelineItem(at, "four-eyes", what, detail, tone, link, version))
-    for version, results in verdicts.items():
-        failed = [f"{code}: {detail}" for _, code, passed, detail in results if not passed]
-        what = f"Compliance on v{version}: {len(results) - len(failed)}/{len(results)} rules passed"
-        items.append(
-            TimelineItem(
-                at=min(at for at, *_ in results),
-                stage="compliance",
-                what=what,
-                detail="; ".join(failed),
-                tone=BAD if failed else OK,
-                version=version,
-            )
-        )
-    return items
+    return items + verdicts
+
+
+def _verdict_item(at: datetime, version: int, results: list[dict[str, Any]]) -> TimelineItem:
+    failed = [f"{r['code']}: {r['detail']}" for r in results if not r["passed"]]
+    what = f"Compliance on v{version}: {len(results) - len(failed)}/{len(results)} rules passed"
+    return TimelineItem(
+        at=at,
+        stage="compliance",
+        what=what,
+        detail="; ".join(failed),
+        tone=BAD if failed else OK,
+        version=version,
+    )

@@ -67,6 +67,9 @@ def test_the_detail_shows_the_payload_evaluations_and_proposals(exceptions, anal
     assert body["payload"]["trade_id"] == "T1"
     failed = [e for e in body["evaluations"] if not e["passed"]]
     assert [e["code"] for e in failed] == ["RESTRICTED_LIST"]
+    assert {tuple(e) for e in body["evaluations"]} == {
+        ("rule_id", "code", "passed", "detail", "evaluated_at")
+    }
     assert [(p["action"], p["status"], p["proposed_by_name"]) for p in body["proposals"]] == [
         ("REJECT", "ACTIVE", "analyst")
     ]

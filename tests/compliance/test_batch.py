@@ -52,7 +52,9 @@ def test_a_passing_version_is_emitted_with_the_passed_block_and_validated():
     assert payload["compliance"]["outcome"] == "PASSED"
     assert writes.trades["T1"].status == "VALIDATED"
     assert writes.trades["T1"].validated_version == 1
-    assert len(writes.evaluations) == len(DEFAULT_RULES)
+    [verdict] = writes.verdicts
+    assert (verdict.trade_id, verdict.trade_version, verdict.passed) == ("T1", 1, True)
+    assert len(verdict.results) == len(DEFAULT_RULES)
     assert writes.prices[AAPL].price == Decimal("231.40")
 
 
@@ -62,6 +64,8 @@ def test_a_failing_version_opens_an_exception_with_its_failed_codes():
     assert writes.validated == []
     [exception] = writes.new_exceptions
     assert (exception.status, exception.failed_rules) == ("OPEN", ["RESTRICTED_LIST"])
+    [verdict] = writes.verdicts
+    assert (verdict.passed, verdict.failed_rules) == (False, ["RESTRICTED_LIST"])
     assert writes.trades["T1"].status == "WAITING"
     assert writes.prices == {}  # a failed price never becomes the reference
 
@@ -94,7 +98,7 @@ def test_a_cancel_of_a_waiting_trade_cancels_the_exception_and_emits_nothing():
 
     assert writes.closed == {41: ("CANCELLED", 2)}
     assert writes.validated == []
-    assert writes.evaluations == []
+    assert writes.verdicts == []
     assert writes.trades["T1"].status == "CANCELLED"
 
 
@@ -103,7 +107,7 @@ def test_a_cancel_of_a_validated_trade_is_emitted_without_evaluation():
 
     [(_, payload)] = writes.validated
     assert (payload["action"], payload["compliance"]["outcome"]) == ("CANCEL", "PASSED")
-    assert writes.evaluations == []
+    assert writes.verdicts == []
 
 
 def test_stale_versions_and_amends_of_cancelled_trades_are_ignored():
@@ -116,7 +120,7 @@ def test_stale_versions_and_amends_of_cancelled_trades_are_ignored():
     assert writes.ignored == 2
     assert writes.trades == {}
     assert writes.validated == []
-    assert writes.evaluations == []
+    assert writes.verdicts == []
 
 
 def test_an_unknown_instrument_is_rejected_and_changes_nothing():

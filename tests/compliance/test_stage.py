@@ -16,6 +16,7 @@ from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
 from backoffice.streaming.store import Record, apply_batch
+from compliance.batch import BatchWrites, RuleResult, Verdict
 from compliance.ledger import STATUSES
 from compliance.models import (
     ComplianceException,
@@ -24,16 +25,18 @@ from compliance.models import (
     ExceptionProposal,
     ReferencePrice,
     RestrictedInstrument,
-    RuleEvaluation,
+    VersionVerdict,
 )
-from compliance.rules import REGISTRY
+from compliance.rules import DEFAULT_RULES, REGISTRY
+from compliance.selectors import RuleEvaluation, verdict_evaluations
 from compliance.services import exception_propose
-from compliance.stage import TRADE_COLUMNS
+from compliance.stage import TRADE_COLUMNS, write_effects
 from tests.compliance.conftest import (
     AAPL,
     MSFT,
     NOW,
     SAP,
+    Feed,
     captured,
     events,
     rejected,
@@ -44,6 +47,21 @@ from trades.calendar import CALENDAR_NOT_COVERED
 from trades.stage import handle_capture
 
 PASSED = {"outcome": "PASSED", "exception_id": None, "approved_by": None, "override_reason": None}
+
+
+def evaluations(**where: Any) -> list[RuleEvaluation]:
+    """Every rule row's result, expanded from the verdict rows matching ``where``."""
+    verdicts = VersionVerdict.objects.filter(**where).order_by("trade_id", "trade_version")
+    return [e for v in verdicts for e in verdict_evaluations(v)]
+
+
+def failures(**where: Any) -> list[RuleEvaluation]:
+    return [e for e in evaluations(**where) if not e.passed]
+
+
+def evaluation(code: str, **where: Any) -> RuleEvaluation:
+    [found] = [e for e in evaluations(**where) if e.code == code]
+    return found
 
 
 def restrict(isin: str = AAPL) -> None:
@@ -62,9 +80,11 @@ def test_a_trade_that_passes_every_rule_is_validated_with_outcome_passed(feed):
     trade = ComplianceTrade.objects.get()
     assert (trade.status, trade.version, trade.validated_version) == ("VALIDATED", 1, 1)
     assert trade.notional_base == Decimal("23140")
-    codes = list(RuleEvaluation.objects.order_by("id").values_list("code", flat=True))
+    verdict = VersionVerdict.objects.get()
+    assert (verdict.passed, verdict.failed_rules) == (True, [])
+    codes = [e.code for e in evaluations()]
     assert codes == list(REGISTRY)  # every default rule ran, in registry order
-    assert RuleEvaluation.objects.filter(passed=False).count() == 0
+    assert failures() == []
     assert not ComplianceException.objects.exists()
 
 
@@ -79,7 +99,9 @@ def test_a_failing_trade_waits_in_an_open_exception_and_nothing_is_emitted(feed)
     assert exception.payload == captured()
     assert (exception.account, exception.book) == ("ACC-0001", "EQ-US")
     assert ComplianceTrade.objects.get().status == "WAITING"
-    failed = RuleEvaluation.objects.get(passed=False)
+    verdict = VersionVerdict.objects.get()
+    assert (verdict.passed, verdict.failed_rules) == (False, ["RESTRICTED_LIST"])
+    [failed] = failures()
     assert failed.detail == f"instrument {AAPL} is on the restricted list"
 
 
@@ -89,7 +111,7 @@ def test_the_notional_of_a_euro_trade_is_converted_to_usd_for_the_limits(feed):
 
     trade = ComplianceTrade.objects.get()
     assert trade.notional_base > Decimal("20000")
-    failed = RuleEvaluation.objects.get(passed=False)
+    [failed] = failures()
     assert failed.code == "MAX_NOTIONAL_TRADE"
     assert failed.detail.endswith("exceeds the per-trade limit 20,000.00 USD")
 
@@ -97,7 +119,7 @@ def test_the_notional_of_a_euro_trade_is_converted_to_usd_for_the_limits(feed):
 def test_a_settle_date_on_a_holiday_fails_non_business_settle_date(feed):
     feed(captured(settle_date="2026-11-26"))  # Thanksgiving
 
-    failed = RuleEvaluation.objects.get(passed=False)
+    [failed] = failures()
     assert failed.detail == "settle date 2026-11-26 (Thursday) is not a business day"
 
 
@@ -132,9 +154,7 @@ def test_the_account_day_total_excludes_earlier_versions_of_the_same_trade(feed)
     feed(captured("T2", 2, quantity="75", **msft))  # 50,000 with v1 left out: at the limit
 
     assert ComplianceTrade.objects.get(trade_id="T2").status == "VALIDATED"
-    detail = RuleEvaluation.objects.get(
-        trade_id="T2", trade_version=2, code="MAX_NOTIONAL_ACCOUNT_DAY"
-    ).detail
+    detail = evaluation("MAX_NOTIONAL_ACCOUNT_DAY", trade_id="T2", trade_version=2).detail
     assert detail.startswith("account ACC-0001 notional today 50,000.00 USD (20,000.00 USD already")
 
 
@@ -163,7 +183,7 @@ def test_a_passed_trade_sets_the_reference_price_and_a_far_price_then_fails_fat_
 
     price = ReferencePrice.objects.get(isin=AAPL)
     assert (price.price, price.source) == (Decimal("100.00"), "TRADE")
-    failed = RuleEvaluation.objects.get(trade_id="T2", passed=False)
+    [failed] = failures(trade_id="T2")
     assert failed.code == "FAT_FINGER"
     assert failed.detail == (
         "price 110.00 is 10.00 % away from the last price 100.00, beyond the tolerance of 5.00 %"
@@ -195,7 +215,7 @@ def test_credit_exposure_counts_validated_unsettled_trades_of_the_counterparty(f
 
     exception = ComplianceException.objects.get()
     assert (exception.trade_id, exception.failed_rules) == ("T2", ["CREDIT_LIMIT"])
-    detail = RuleEvaluation.objects.get(trade_id="T2", code="CREDIT_LIMIT").detail
+    detail = evaluation("CREDIT_LIMIT", trade_id="T2").detail
     assert detail.startswith("counterparty CP-MERI exposure 80,000,000.00 USD after this trade")
 
 
@@ -224,7 +244,7 @@ def test_a_stale_or_repeated_version_is_ignored(feed):
     feed(captured("T1", 1), captured("T1", 2, quantity="50"))
 
     assert [e["trade_version"] for e in validated()] == [2]
-    assert RuleEvaluation.objects.filter(trade_version=1).count() == 0
+    assert not VersionVerdict.objects.filter(trade_version=1).exists()
 
 
 def test_amending_a_waiting_trade_supersedes_the_exception_and_invalidates_its_proposal(
@@ -271,7 +291,7 @@ def test_cancelling_a_validated_trade_emits_a_cancel(feed):
     assert [(e["trade_version"], e["action"]) for e in validated()] == [(1, "NEW"), (2, "CANCEL")]
     assert validated()[1]["compliance"] == PASSED
     assert ComplianceTrade.objects.get().status == "CANCELLED"
-    assert RuleEvaluation.objects.filter(trade_version=2).count() == 0  # cancels are not judged
+    assert not VersionVerdict.objects.filter(trade_version=2).exists()  # cancels are not judged
 
 
 def test_cancelling_a_waiting_trade_cancels_its_exception_and_emits_nothing(feed):
@@ -322,6 +342,40 @@ def test_a_redelivered_batch_changes_nothing(feed):
     assert len(validated()) == 1
 
 
+def test_each_judged_version_gets_one_verdict_row_and_a_redelivery_adds_none(feed):
+    first = (captured("T1"), captured("T1", 2, quantity="90"))
+    feed(*first)
+    feed(captured("T1", 3, quantity="80"), captured("T1", 4, "CANCEL"))
+
+    def stored() -> list[tuple[int, int]]:
+        rows = VersionVerdict.objects.order_by("trade_version")
+        return [(v.trade_version, len(v.results)) for v in rows]
+
+    judged = [(1, len(DEFAULT_RULES)), (2, len(DEFAULT_RULES)), (3, len(DEFAULT_RULES))]
+    assert stored() == judged  # the NEW and both AMENDs; the CANCEL is not judged
+    feed.offset = 0
+    assert feed(*first).skipped == 2  # the same offsets again
+    Feed(partition=1)(*first)  # the same versions at other offsets
+    assert stored() == judged
+
+
+def test_writing_the_same_verdicts_twice_keeps_one_row_per_version(reference):
+    results = (RuleResult(7, "RESTRICTED_LIST", False, "on the list"),)
+    writes = BatchWrites(verdicts=[Verdict("T1", 1, results), Verdict("T1", 2, ())])
+
+    write_effects(writes, NOW)
+    write_effects(writes, NOW)
+
+    rows = VersionVerdict.objects.order_by("trade_version")
+    assert [(v.trade_version, v.passed, v.failed_rules) for v in rows] == [
+        (1, False, ["RESTRICTED_LIST"]),
+        (2, True, []),
+    ]
+    assert rows[0].results == [
+        {"rule_id": 7, "code": "RESTRICTED_LIST", "passed": False, "detail": "on the list"}
+    ]
+
+
 def test_a_rejected_trade_is_not_emitted_by_the_stage(feed):
     restrict()
     feed(captured("T1"))
@@ -333,7 +387,7 @@ def test_a_misconfigured_rule_fails_trades_closed(feed, params):
     ComplianceRule.objects.filter(code="WASH_TRADE").update(params=params)
     feed(captured("T1"))
 
-    failed = RuleEvaluation.objects.get(passed=False)
+    [failed] = failures()
     assert failed.code == "WASH_TRADE"
     assert failed.detail.startswith("rule misconfigured: ")
     assert not ExceptionProposal.objects.exists()
@@ -345,10 +399,9 @@ def test_several_rows_of_one_code_each_give_a_verdict(feed):
     )
     feed(captured("T1"))
 
-    verdicts = sorted(
-        RuleEvaluation.objects.filter(code="MAX_NOTIONAL_TRADE").values_list("passed", flat=True)
-    )
-    assert verdicts == [False, True]
+    results = [e for e in evaluations() if e.code == "MAX_NOTIONAL_TRADE"]
+    assert sorted(e.passed for e in results) == [False, True]
+    assert len({e.rule_id for e in results}) == 2  # each against the row that produced it
     assert ComplianceException.objects.get().failed_rules == ["MAX_NOTIONAL_TRADE"]
 
 

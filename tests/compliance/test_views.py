@@ -12,9 +12,10 @@ from backoffice.audit.models import AuditEntry
 from backoffice.roles import NOT_ALLOWED
 from compliance import errors
 from compliance.models import ComplianceException, ExceptionProposal, RestrictedInstrument
+from compliance.rules import DEFAULT_RULES
 from compliance.views import compliance_timeline, open_exceptions_card
 from tests.compliance.conftest import AAPL, NOW, captured, sap, validated
-from trades.selectors_timeline import timeline_sources
+from trades.selectors_timeline import BAD, timeline_sources
 
 QUEUE = "/compliance/"
 # session, user, roles, account and book choice lists, one page, its awaiting proposals
@@ -251,7 +252,13 @@ def test_the_timeline_has_the_verdicts_the_exception_and_the_four_eyes_steps(
     with django_assert_num_queries(1):
         items = compliance_timeline("T1")
     whats = [item.what for item in items]
-    assert any(w.startswith("Compliance on v1:") for w in whats)
+    rules = len(DEFAULT_RULES)
+    [verdict] = [item for item in items if item.what.startswith("Compliance on v")]
+    assert (verdict.what, verdict.detail, verdict.tone) == (
+        f"Compliance on v1: {rules - 1}/{rules} rules passed",
+        f"RESTRICTED_LIST: instrument {AAPL} is on the restricted list",
+        BAD,
+    )
     assert f"Exception {exception.pk} raised on v1" in whats
     assert "Approve proposed by analyst" in whats
     assert "Approve confirmed by approver" in whats

@@ -321,8 +321,8 @@ class Command(BaseCommand):
         if bench.stage_available("compliance"):
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT count(DISTINCT (trade_id, trade_version)), count(*) - count(DISTINCT (trade_id, trade_version, rule_id))"
-                    " FROM compliance_ruleevaluation WHERE trade_id LIKE %s",
+                    "SELECT count(DISTINCT (trade_id, trade_version)), count(*) - count(DISTINCT (trade_id, trade_version))"
+                    " FROM compliance_versionverdict WHERE trade_id LIKE %s",
                     [prefix],
                 )
                 evaluated, repeated = cursor.fetchone() or (0, 0)
