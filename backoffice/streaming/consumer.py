@@ -84,6 +84,8 @@ class StageRunner:
         self.by_topic = {topics.topic(s.topic): s for s in stage.subscriptions}
         self.stopping = False
         self.consumer: KafkaConsumer | None = None
+        # Per assigned partition, the offset below which PostgreSQL knows everything is applied.
+        self.applied: dict[TopicPartition, int] = {}
         self.heartbeat = Heartbeat(
             consumer_id or f"{socket.gethostname()}:{os.getpid()}:{stage.name}",
             stage.name,
@@ -159,8 +161,12 @@ class StageRunner:
             metrics.BATCH_LATENCY.labels(self.stage.name).observe(time.monotonic() - started)
             metrics.BATCH_SIZE.labels(self.stage.name).observe(len(records))
             failpoint("after_commit")
-            self._commit_to_kafka(outcome)
+            self._commit_to_kafka(outcome.next_offsets)
             self._count(outcome)
+            for (t, p), n in outcome.next_offsets.items():
+                tp = TopicPartition(t, p)
+                self.applied[tp] = max(self.applied.get(tp, 0), n)
+        self._pass_markers()
         self.heartbeat.beat(lag=self._lag(), partitions=len(self.consumer.assignment()))
         close_old_connections()
 
@@ -280,11 +286,55 @@ class StageRunner:
         failed = replace(record, message=None, error=DecodeError(type(error).__name__, reason))
         return self._apply_with_retry([failed])
 
-    def _commit_to_kafka(self, outcome: BatchOutcome) -> None:
+    def _pass_markers(self) -> None:
+        """Record offsets the consumer moved past without a record to apply.
+
+        The relay publishes in Kafka transactions, so a partition ends with a commit marker that
+        ``read_committed`` consumers skip and never see (aborted records are skipped the same
+        way). The consumer's position is past them, the stored offset is not, and the partition
+        would show a lag of one for ever. Every record below the position was returned by a poll
+        and applied (or found already applied) before this runs, so raising the stored offset to
+        the position is safe; GREATEST keeps it monotonic against the partition's next owner.
+        """
+        assert self.consumer is not None
+        moved: dict[tuple[str, int], int] = {}
+        for tp in self.consumer.assignment():
+            try:
+                position = self.consumer.position(tp, timeout_ms=100)
+            except KafkaError:
+                continue
+            if position is not None and position > self.applied.get(tp, 0):
+                moved[(tp.topic, tp.partition)] = position
+        if not moved:
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO streaming_consumeroffset"
+                    ' ("group", topic, partition, next_offset, updated_at)'
+                    " SELECT %s, v.t, v.p, v.n, now()"
+                    " FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS v(t, p, n)"
+                    ' ON CONFLICT ("group", topic, partition) DO UPDATE'
+                    " SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at"
+                    " WHERE streaming_consumeroffset.next_offset < EXCLUDED.next_offset",
+                    [
+                        self.group,
+                        [t for t, _ in moved],
+                        [p for _, p in moved],
+                        list(moved.values()),
+                    ],
+                )
+        except TRANSIENT_DB:
+            connection.close()
+            return  # the next step tries again
+        for (t, p), n in moved.items():
+            self.applied[TopicPartition(t, p)] = n
+        self._commit_to_kafka(moved)
+
+    def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
         assert self.consumer is not None
         offsets = {
-            TopicPartition(t, p): OffsetAndMetadata(n, "", -1)
-            for (t, p), n in outcome.next_offsets.items()
+            TopicPartition(t, p): OffsetAndMetadata(n, "", -1) for (t, p), n in next_offsets.items()
         }
         try:
             self.consumer.commit_async(offsets)
@@ -312,6 +362,7 @@ class StageRunner:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+            self.applied[tp] = offset or 0
         self.heartbeat.beat(lag=0, partitions=len(assigned), force=True)
         log.info(
             "partitions assigned",

@@ -33,7 +33,11 @@ class ConsumerOffset(models.Model):
 
 
 class ProcessedEvent(models.Model):
-    """Inbox: every event id a consumer group has applied, so a redelivered copy is skipped."""
+    """Inbox: every event id a consumer group has applied, so a redelivered copy is skipped.
+
+    Only for events without an ``origin`` (inbound trades, service re-emits, replayed dead
+    letters): events a stage derives from a consumed record are de-duplicated by ``InboxMark``.
+    """
 
     group = models.CharField(max_length=200)
     event_id = models.UUIDField()
@@ -46,6 +50,39 @@ class ProcessedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} {self.event_id}"
+
+
+class InboxMark(models.Model):
+    """Inbox by high-water mark: the last position applied from one source on one partition.
+
+    An event a stage emits from a consumed record carries an ``origin`` header, ``source`` plus a
+    position ``(source_offset, source_seq)``. The source is the emitting group's input partition;
+    batches of one input partition are serialised by its offset row lock, the outbox keeps their
+    order and the transactional relay publishes whole batches in that order, so on any partition
+    the positions of one source only grow, and a copy at or below the mark is a duplicate. One
+    row per (group, partition, source) replaces one inbox row per event.
+    """
+
+    group = models.CharField(max_length=200)
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    source = models.CharField(max_length=500)
+    source_offset = models.BigIntegerField()
+    source_seq = models.IntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "topic", "partition", "source"], name="uniq_inbox_mark"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.group} {self.topic}[{self.partition}] {self.source}"
+            f"@{self.source_offset}.{self.source_seq}"
+        )
 
 
 class OutboxEvent(models.Model):

@@ -1,9 +1,12 @@
-"""The outbox relay: publishes outbox rows with the idempotent producer, then deletes them.
+"""The outbox relay: publishes outbox rows in Kafka transactions, then deletes them.
 
-Publishing is at-least-once: a crash between the broker's acknowledgement and the DELETE
-republishes those rows, and consumers drop the copies by ``event_id`` (their inbox). Rows are
-read in id order by one active relay at a time (a PostgreSQL advisory lock elects it; a second
-relay waits as a hot standby), so events of one key keep their order.
+Publishing is at-least-once: a crash between the transaction's commit and the DELETE republishes
+those rows. Rows are read in id order by one active relay at a time (a PostgreSQL advisory lock
+elects it; a second relay waits as a hot standby), and each batch is one Kafka transaction, so a
+partition receives every source's events in outbox order and a batch lands whole or not at all
+(consumers read ``read_committed``). A repeat is therefore a prefix a consumer has already seen,
+which its high-water marks drop (``store._claim``). The transactional id is the same for every
+relay of one database and topic prefix: the relay that wins the lock fences any zombie before it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from django.conf import settings
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from backoffice.streaming import metrics
+from backoffice.streaming import metrics, topics
 from backoffice.streaming.failpoints import failpoint
 
 log = logging.getLogger("backoffice.relay")
@@ -41,18 +44,31 @@ def pg_connect() -> psycopg.Connection[Any]:
     )
 
 
+def transactional_id() -> str:
+    """One id per outbox (database and topic prefix): relays of one outbox fence each other."""
+    db: dict[str, Any] = settings.DATABASES["default"]
+    return f"{topics.prefix()}backoffice-relay@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def make_producer() -> KafkaProducer:
-    return KafkaProducer(
+    producer = KafkaProducer(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
         client_id="backoffice-relay",
         acks="all",
         enable_idempotence=True,
+        transactional_id=transactional_id(),
         linger_ms=5,
         batch_size=512 * 1024,
         max_in_flight_requests_per_connection=5,
         retries=2**31 - 1,
         delivery_timeout_ms=120_000,
     )
+    try:
+        producer.init_transactions()  # aborts what a previous relay left open, fences it
+    except BaseException:
+        producer.close(timeout=0)
+        raise
+    return producer
 
 
 class Relay:
@@ -68,7 +84,6 @@ class Relay:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        self.producer = make_producer()
         delay = 0.1
         try:
             while not self.stopping:
@@ -85,11 +100,17 @@ class Relay:
                 except KafkaError as error:
                     metrics.RELAY_ERRORS.labels("kafka").inc()
                     log.warning("relay: publish failed, retrying in %.1fs: %s", delay, error)
+                self._drop_producer()  # a new one aborts whatever transaction was left open
                 if not self.stopping:
                     time.sleep(delay)
                     delay = min(delay * 2, settings.STREAMING.retry_max_seconds)
         finally:
-            self.producer.close(timeout=10)
+            self._drop_producer(timeout=10)
+
+    def _drop_producer(self, timeout: float = 0) -> None:
+        if self.producer is not None:
+            self.producer.close(timeout=timeout)
+            self.producer = None
 
     def _serve(self) -> None:
         """Hold the relay lock on one connection and publish until stopped or disconnected."""
@@ -102,6 +123,10 @@ class Relay:
                 if row and row[0]:
                     break
                 self._wait(conn)  # standby: another relay is active
+            if self.stopping:
+                return  # never fence the active relay on the way out
+            if self.producer is None:
+                self.producer = make_producer()  # only once elected: it fences the previous one
             log.info("relay active")
             while not self.stopping:
                 if self.publish_batch(conn) == 0:
@@ -121,6 +146,7 @@ class Relay:
             ).fetchall()
             if not rows:
                 return 0
+            self.producer.begin_transaction()
             futures = [
                 self.producer.send(
                     topic,
@@ -130,7 +156,7 @@ class Relay:
                 )
                 for _, topic, key, value, headers in rows
             ]
-            self.producer.flush(timeout=60)
+            self.producer.commit_transaction()  # flushes; all of the batch or none is visible
             for future in futures:
                 future.get(timeout=0)  # raises the KafkaError of any record that failed
             failpoint("relay_after_publish")

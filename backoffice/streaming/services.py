@@ -32,6 +32,8 @@ def dead_letter_replay(*, dead_letter_id: int, now: datetime) -> bool:
         headers = {k: v for k, v in (letter.headers or {}).items() if v is not None}
         headers.setdefault("event_id", str(uuid.uuid5(uuid.NAMESPACE_URL, f"replay|{letter.pk}")))
         headers["replay_of"] = str(letter.pk)
+        # A new delivery of an event never applied: de-duplicated by its id, not by a mark.
+        headers.pop("origin", None)
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO streaming_outboxevent (topic, key, value, headers, event_id, created_at)"

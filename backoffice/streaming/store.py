@@ -2,10 +2,22 @@
 
 Within a single transaction the runtime (1) locks the group's offset rows for the batch's
 partitions and drops records below them — another consumer (a zombie, or the one before a
-rebalance) already applied those; (2) drops events whose id the group's inbox has seen; (3) runs
-the stage handler; (4) writes emitted events and dead letters to the outbox; (5) advances the
-offsets. Either all of it commits or none of it does, which is the exactly-once guarantee: there
-is no instant at which effects exist without their offsets, or offsets without their effects.
+rebalance) already applied those; (2) drops copies it has already applied: an event another stage
+derived from a consumed record carries an ``origin`` (its source and a position in it) and is a
+copy when its position is at or below the group's high-water mark for that source on this
+partition (``InboxMark``), any other event with an id is a copy when the group's inbox has seen
+the id; (3) runs the stage handler; (4) writes emitted events and dead letters to the outbox;
+(5) advances the offsets. Either all of it commits or none of it does, which is the exactly-once
+guarantee: there is no instant at which effects exist without their offsets, or offsets without
+their effects.
+
+Why a mark is enough: an origin's source is the emitting group's input partition, and its
+position is ``(the batch's last offset on that partition, the event's index among the batch's
+events from it)``. Batches of one input partition are serialised by its offset row lock, so
+positions grow in commit order; the outbox keeps that order (ids are assigned in it) and the relay
+publishes in id order, a whole relay batch in one Kafka transaction, read ``read_committed``. A
+source's events therefore reach each partition in increasing position with no gaps, and a relay
+retry can only repeat a prefix — at or below the mark.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -93,6 +106,10 @@ def apply_batch(
         fresh, skipped = _claim(group, records)
         messages = [r.message for r in fresh if r.message is not None]
         result = handler(messages, StageContext(stage, group, now)) if messages else StageResult()
+        batch_ends: dict[tuple[str, int], int] = {}
+        for m in messages:
+            slot = (m.topic, m.partition)
+            batch_ends[slot] = max(batch_ends.get(slot, m.offset), m.offset)
         failpoint("mid_effects")
         dead = [(r, r.error.error_class, r.error.reason) for r in fresh if r.error is not None]
         by_offset = {(r.topic, r.partition, r.offset): r for r in fresh}
@@ -104,7 +121,7 @@ def apply_batch(
             )
             for j in result.rejections
         ]
-        encoded = encode_events(group, result.events, now)
+        encoded = encode_events(group, result.events, now, batch_ends=batch_ends)
         encoded += [
             _dead_letter_event(stage, group, record, cls, reason, now)
             for record, cls, reason in dead
@@ -130,7 +147,8 @@ def _claim(group: str, records: Sequence[Record]) -> tuple[list[Record], int]:
             ' VALUES (%s, %s, %s, 0, now()) ON CONFLICT ("group", topic, partition) DO NOTHING',
             [(group, t, p) for t, p in partitions],
         )
-        # Row locks serialise two consumers that both believe they own a partition.
+        # Row locks serialise two consumers that both believe they own a partition; they also
+        # guard this group's marks on these partitions.
         cursor.execute(
             "SELECT topic, partition, next_offset FROM streaming_consumeroffset"
             ' WHERE "group" = %s AND (topic, partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))'
@@ -138,8 +156,13 @@ def _claim(group: str, records: Sequence[Record]) -> tuple[list[Record], int]:
             [group, [t for t, _ in partitions], [p for _, p in partitions]],
         )
         stored = {(t, p): o for t, p, o in cursor.fetchall()}
-        unseen = [r for r in records if r.offset >= stored[(topics.topic(r.topic), r.partition)]]
-        ids = list({r.event_id for r in unseen if r.event_id is not None})
+        unseen = [
+            (r, origin_of(r))
+            for r in records
+            if r.offset >= stored[(topics.topic(r.topic), r.partition)]
+        ]
+        marks = _read_marks(cursor, group, {_mark_key(r, o) for r, o in unseen if o is not None})
+        ids = list({r.event_id for r, o in unseen if o is None and r.event_id is not None})
         fresh_ids: set[uuid.UUID] = set()
         if ids:
             cursor.execute(
@@ -148,15 +171,108 @@ def _claim(group: str, records: Sequence[Record]) -> tuple[list[Record], int]:
                 [group, ids],
             )
             fresh_ids = {row[0] for row in cursor.fetchall()}
-    fresh: list[Record] = []
-    for record in unseen:
-        event_id = record.event_id
-        if event_id is None:
-            fresh.append(record)
-        elif event_id in fresh_ids:
-            fresh_ids.discard(event_id)  # a second copy inside the same batch is a duplicate too
-            fresh.append(record)
+        fresh: list[Record] = []
+        raised: dict[tuple[str, int, str], tuple[int, int]] = {}
+        for record, origin in unseen:
+            if origin is not None:
+                key = _mark_key(record, origin)
+                position = (origin.offset, origin.seq)
+                mark = marks.get(key)
+                if mark is None or position > mark:
+                    marks[key] = raised[key] = position
+                    fresh.append(record)
+                continue
+            event_id = record.event_id
+            if event_id is None:
+                fresh.append(record)
+            elif event_id in fresh_ids:
+                fresh_ids.discard(
+                    event_id
+                )  # a second copy inside the same batch is a duplicate too
+                fresh.append(record)
+        _raise_marks(cursor, group, raised)
     return fresh, len(records) - len(fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a derived event came from: ``source`` (group|topic|partition) and its position."""
+
+    source: str
+    offset: int
+    seq: int
+
+    def header(self) -> str:
+        return f"{self.source}|{self.offset}|{self.seq}"
+
+
+ORIGIN_HEADER = "origin"
+REPLAY_HEADER = "replay_of"
+
+
+def origin_of(record: Record) -> Origin | None:
+    """The record's origin, or None when its copies are told apart by event id instead.
+
+    A replayed dead letter keeps its original headers but is a new delivery of an event that was
+    never applied: it goes through the event-id inbox, never through a mark it is already below.
+    """
+    raw = None
+    for name, value in record.headers:
+        if name == REPLAY_HEADER:
+            return None
+        if name == ORIGIN_HEADER:
+            raw = value
+    if raw is None:
+        return None
+    try:
+        source, offset, seq = raw.decode("utf-8").rsplit("|", 2)
+        return Origin(source, int(offset), int(seq))
+    except (UnicodeDecodeError, ValueError):
+        return None  # not ours: the event-id inbox still de-duplicates it
+
+
+def _mark_key(record: Record, origin: Origin) -> tuple[str, int, str]:
+    return (topics.topic(record.topic), record.partition, origin.source)
+
+
+def _read_marks(
+    cursor: Any, group: str, keys: set[tuple[str, int, str]]
+) -> dict[tuple[str, int, str], tuple[int, int]]:
+    if not keys:
+        return {}
+    cursor.execute(
+        "SELECT topic, partition, source, source_offset, source_seq FROM streaming_inboxmark"
+        ' WHERE "group" = %s AND (topic, partition, source) IN'
+        " (SELECT * FROM unnest(%s::text[], %s::int[], %s::text[]))",
+        [group, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+    )
+    return {(t, p, s): (o, q) for t, p, s, o, q in cursor.fetchall()}
+
+
+def _raise_marks(
+    cursor: Any, group: str, raised: dict[tuple[str, int, str], tuple[int, int]]
+) -> None:
+    if not raised:
+        return
+    cursor.execute(
+        "INSERT INTO streaming_inboxmark"
+        ' ("group", topic, partition, source, source_offset, source_seq, updated_at)'
+        " SELECT %s, v.t, v.p, v.s, v.o, v.q, now()"
+        " FROM unnest(%s::text[], %s::int[], %s::text[], %s::bigint[], %s::int[]) AS v(t, p, s, o, q)"
+        ' ON CONFLICT ("group", topic, partition, source) DO UPDATE'
+        " SET source_offset = EXCLUDED.source_offset, source_seq = EXCLUDED.source_seq,"
+        " updated_at = EXCLUDED.updated_at"
+        " WHERE (streaming_inboxmark.source_offset, streaming_inboxmark.source_seq)"
+        " < (EXCLUDED.source_offset, EXCLUDED.source_seq)",
+        [
+            group,
+            [k[0] for k in raised],
+            [k[1] for k in raised],
+            [k[2] for k in raised],
+            [p[0] for p in raised.values()],
+            [p[1] for p in raised.values()],
+        ],
+    )
 
 
 def _advance(group: str, records: Sequence[Record]) -> dict[tuple[str, int], int]:
@@ -179,20 +295,39 @@ def _advance(group: str, records: Sequence[Record]) -> dict[tuple[str, int], int
     return next_offsets
 
 
-def encode_events(group: str, events: Sequence[Outbound], now: datetime) -> list[Encoded]:
+def encode_events(
+    group: str,
+    events: Sequence[Outbound],
+    now: datetime,
+    *,
+    batch_ends: dict[tuple[str, int], int] | None = None,
+) -> list[Encoded]:
+    """Encode ``events`` in order; one derived from a record of the batch gets its ``origin``.
+
+    ``batch_ends`` holds the batch's last applied offset per input (logical topic, partition);
+    events emitted outside a batch (services) pass none and are de-duplicated by event id.
+    """
     schemas = registry()
     sequence: dict[tuple[str, int, int], int] = {}
+    emitted: dict[tuple[str, int], int] = {}
     encoded = []
     for event in events:
         event_id = event.event_id
-        if event_id is None and event.cause is not None:
-            cause = event.cause
+        cause = event.cause
+        if event_id is None and cause is not None:
             slot = (cause.topic, cause.partition, cause.offset)
             sequence[slot] = sequence.get(slot, -1) + 1
             event_id = derived_event_id(group, cause, sequence[slot])
-        encoded.append(
-            encode(event, registry=schemas, event_id=event_id or uuid.uuid4(), occurred_at=now)
-        )
+        item = encode(event, registry=schemas, event_id=event_id or uuid.uuid4(), occurred_at=now)
+        if cause is not None and batch_ends and event.event_id is None:
+            source = (cause.topic, cause.partition)
+            end = batch_ends.get(source)
+            if end is not None:
+                seq = emitted.get(source, 0)
+                emitted[source] = seq + 1
+                origin = Origin(f"{group}|{topics.topic(cause.topic)}|{cause.partition}", end, seq)
+                item.headers[ORIGIN_HEADER] = origin.header()
+        encoded.append(item)
     return encoded
 
 

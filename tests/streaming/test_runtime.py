@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from backoffice.streaming import topics
+from backoffice.streaming.lag import group_lag
 from backoffice.streaming.models import DeadLetter
 from tests.conftest import send_json, wait_until
 from tests.streaming.helpers import downstream_stats, effect_stats, scalar, trade
@@ -151,3 +152,24 @@ def test_replay_dlq_re_drives_a_rejected_message_once_after_the_fix(processes, k
     wait_until(lambda: effect_stats() == (2, 2), what="the replayed trade applied")
     letter.refresh_from_db()
     assert letter.status == DeadLetter.Status.REPLAYED
+
+
+def test_a_caught_up_stage_shows_no_lag_past_the_relays_transaction_markers(
+    processes, kafka_producer, topic_prefix
+):
+    """The relay publishes in Kafka transactions: each ends with a commit marker a consumer never
+    receives. A stage that has applied everything must still store the topic's end offset, or its
+    lag (end offset minus stored offset) stays at one and a drain never finishes."""
+    for n in range(50):
+        send_json(kafka_producer, topics.topic("trades.executed"), trade(n), key=f"ACC-{n % 7}")
+    kafka_producer.flush()
+    processes.start(*PROBE, name="probe")
+    processes.start("relay_outbox", name="relay")
+    processes.start(*DOWNSTREAM, name="downstream")
+
+    wait_until(lambda: downstream_stats() == (50, 50), what="50 trades downstream")
+    wait_until(
+        lambda: group_lag(topic_prefix).get(topics.group("downstream")) == 0,
+        what="downstream's stored offsets at the end of probe.out",
+    )
+    assert group_lag(topic_prefix)[topics.group("probe")] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -12,7 +13,13 @@ from django.db import connection
 
 from backoffice.streaming.consumer import Stage, StageRunner
 from backoffice.streaming.envelope import Subscription, decode
-from backoffice.streaming.models import ConsumerOffset, DeadLetter, OutboxEvent
+from backoffice.streaming.models import (
+    ConsumerOffset,
+    DeadLetter,
+    InboxMark,
+    OutboxEvent,
+    ProcessedEvent,
+)
 from backoffice.streaming.schemas import registry
 from backoffice.streaming.store import Record, apply_batch
 from tests.streaming.helpers import effect_stats, trade
@@ -31,9 +38,14 @@ def probe_tables() -> None:
 
 
 def record(
-    offset: int, *, partition: int = 0, n: int | None = None, event_id: uuid.UUID | None = None
+    offset: int,
+    *,
+    partition: int = 0,
+    n: int | None = None,
+    event_id: uuid.UUID | None = None,
+    account: str = "ACC-001",
 ) -> Record:
-    value = json.dumps(trade(offset if n is None else n)).encode()
+    value = json.dumps(trade(offset if n is None else n, account=account)).encode()
     headers = [("event_id", str(event_id).encode())] if event_id else []
     message = decode(
         subscription=INBOUND,
@@ -89,8 +101,6 @@ def test_partitions_keep_separate_offsets():
 
 def test_a_dead_letter_is_stored_once_and_published_to_the_dlq_topic():
     bad = Record("trades.executed", 0, 0, None, b"{not json", [])
-    from dataclasses import replace
-
     from backoffice.streaming.envelope import DecodeError
 
     bad = replace(bad, error=DecodeError("UndecodableMessage", "value is not JSON"))
@@ -125,3 +135,106 @@ def test_a_connection_lost_inside_raw_psycopg_retries_the_whole_batch():
     assert (outcome.applied, outcome.dead_lettered) == (10, 0)
     assert effect_stats() == (10, 10)
     assert DeadLetter.objects.count() == 0
+
+
+# -- de-duplication by high-water mark -------------------------------------------------------
+SOURCE = "g-up|trades.captured|3"
+
+
+def derived(
+    offset: int,
+    *,
+    position: tuple[int, int],
+    source: str = SOURCE,
+    partition: int = 0,
+    headers: tuple[tuple[str, str], ...] = (),
+    account: str = "ACC-001",
+) -> Record:
+    """A record another stage derived from its input: it carries an ``origin``, not an inbox id."""
+    n = position[0] * 1000 + position[1]
+    event_id = uuid.uuid5(uuid.NAMESPACE_OID, str(n))
+    base = record(offset, partition=partition, n=n, event_id=event_id, account=account)
+    extra = [("origin", f"{source}|{position[0]}|{position[1]}"), *headers]
+    return replace(base, headers=[*base.headers, *((k, v.encode()) for k, v in extra)])
+
+
+def test_a_relayed_copy_at_or_below_the_mark_is_skipped_without_an_inbox_row():
+    first = apply([derived(o, position=(10, o)) for o in range(5)])
+    # The relay died after its commit and before its DELETE: the same five events again, at new
+    # offsets (new event ids would not matter: the position says they are copies) ...
+    copies = apply([derived(5 + o, position=(10, o)) for o in range(5)])
+    # ... then the next batch of the source.
+    later = apply([derived(10, position=(25, 0)), derived(11, position=(25, 1))])
+    assert (first.applied, copies.applied, copies.skipped, later.applied) == (5, 0, 5, 2)
+    assert effect_stats() == (7, 7)
+    assert ProcessedEvent.objects.count() == 0
+    mark = InboxMark.objects.get()
+    assert (mark.topic, mark.partition, mark.source) == ("trades.executed", 0, SOURCE)
+    assert (mark.source_offset, mark.source_seq) == (25, 1)
+
+
+def test_marks_are_kept_per_source_and_per_partition():
+    apply([derived(0, position=(10, 0)), derived(1, position=(10, 0), source="g-up|x|0")])
+    other_partition = apply([derived(0, partition=1, position=(10, 0))])
+    assert other_partition.applied == 1
+    assert effect_stats()[0] == 3  # one position, three different events
+    assert InboxMark.objects.count() == 3
+
+
+def test_a_copy_inside_the_same_batch_is_skipped():
+    outcome = apply([derived(0, position=(10, 0)), derived(1, position=(10, 0))])
+    assert (outcome.applied, outcome.skipped) == (1, 1)
+
+
+def test_a_replayed_dead_letter_below_the_mark_is_applied_once_by_its_event_id():
+    blocked = derived(1, position=(10, 1), account="ACC-NEW")
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO probe_blocklist VALUES ('ACC-NEW')")
+    first = apply([derived(0, position=(10, 0)), blocked, derived(2, position=(10, 2))])
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM probe_blocklist")  # the reference data is fixed
+    # The replay keeps the dead letter's headers and bytes: its position is below the mark.
+    replayed = replace(blocked, offset=3, headers=[*blocked.headers, ("replay_of", b"42")])
+    outcome = apply([replayed])
+    again = apply([replace(replayed, offset=4)])  # the relay's second copy of the replay
+    assert (first.applied, first.dead_lettered) == (2, 1)
+    assert (outcome.applied, again.skipped) == (1, 1)
+    assert effect_stats() == (3, 3)
+
+
+def test_events_a_batch_emits_carry_growing_positions_whatever_order_the_handler_emits_them():
+    """The relay publishes in outbox order: if positions went down along it, a consumer would take
+    a later event for a copy of one it had seen and drop it."""
+
+    def backwards(messages, ctx):
+        result = handle_probe(messages, ctx)
+        result.events.reverse()
+        return result
+
+    apply_batch(
+        stage="probe",
+        group="g",
+        handler=backwards,
+        records=[record(o) for o in range(6)],
+        now=NOW,
+    )
+    apply_batch(
+        stage="probe", group="g", handler=backwards, records=[record(6), record(7)], now=NOW
+    )
+    origins = [e.headers["origin"] for e in OutboxEvent.objects.order_by("id")]
+    positions = [tuple(int(x) for x in o.rsplit("|", 2)[1:]) for o in origins]
+    assert {o.rsplit("|", 2)[0] for o in origins} == {"g|trades.executed|0"}
+    assert positions == [(5, 0), (5, 1), (5, 2), (5, 3), (5, 4), (5, 5), (7, 0), (7, 1)]
+
+
+def test_a_service_emission_carries_no_origin():
+    from backoffice.streaming.envelope import Outbound
+    from backoffice.streaming.store import encode_events
+
+    message = record(0).message
+    assert message is not None
+    event = Outbound(
+        topic="probe.out", key="k", schema="trades.executed", payload=trade(1), cause=message
+    )
+    [encoded] = encode_events("svc", [event], NOW)
+    assert "origin" not in encoded.headers
