@@ -58,6 +58,15 @@ class RuleResult:
     passed: bool
     detail: str
 
+    def as_json(self) -> dict[str, object]:
+        # By hand: dataclasses.asdict deep-copies every field, 0.15 CPU-ms per version.
+        return {
+            "rule_id": self.rule_id,
+            "code": self.code,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
+
 
 @dataclass(frozen=True)
 class Verdict:

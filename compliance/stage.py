@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -97,7 +97,7 @@ def write_effects(writes: BatchWrites, now: datetime) -> None:
                 v.trade_version,
                 v.passed,
                 v.failed_rules,
-                json.dumps([asdict(r) for r in v.results]),
+                json.dumps([r.as_json() for r in v.results]),
                 now,
             )
             for v in writes.verdicts

@@ -259,10 +259,16 @@ def trade_heads(trade_ids: Iterable[str]) -> dict[str, Head]:
 def version_hashes(trade_ids: Iterable[str]) -> dict[str, dict[int, str]]:
     """Every captured version's input hash, per trade (one query)."""
     found: dict[str, dict[int, str]] = {}
-    for trade_id, version, digest in TradeVersion.objects.filter(
-        trade_id__in=list(set(trade_ids))
-    ).values_list("trade_id", "version", "input_hash"):
-        found.setdefault(trade_id, {})[version] = digest
+    # = ANY(array): one parameter, where trade_id__in spells a placeholder per id for the
+    # client to parse and fill (about 5 ms a batch).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT trade_id, version, input_hash FROM {TradeVersion._meta.db_table}"
+            " WHERE trade_id = ANY(%s)",
+            [list(set(trade_ids))],
+        )
+        for trade_id, version, digest in cursor.fetchall():
+            found.setdefault(trade_id, {})[version] = digest
     return found
 
 

@@ -173,8 +173,9 @@ class Instruction(models.Model):
                 name="instruction_settled_in_full",
             ),
         ]
+        # (chain_id, version) lookups use uniq_instruction_version's index; a second index on
+        # the same columns only cost a write per instruction.
         indexes = [
-            models.Index(fields=["chain_id", "version"], name="instruction_chain_idx"),
             models.Index(fields=["status", "settle_date"], name="instruction_status_idx"),
             models.Index(fields=["account", "settle_date"], name="instruction_account_idx"),
         ]

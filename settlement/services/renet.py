@@ -4,12 +4,11 @@ Each netting key is a chain of instruction versions (``settlement.netting``). Af
 or settled amounts change, the affected chains are re-netted together: their obligations, their
 latest versions and what settled on them are read in one query each (a chain's history is
 folded by the database, not shipped), ``netting.renet_heads`` decides the new versions, which
-are written, released (PENDING -> INSTRUCTED) and returned as the events that send them.
+are written INSTRUCTED and returned as the events that send them.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from django.db import connection
 
 from backoffice.streaming import topics
+from backoffice.streaming.bulk import copy_insert
 from backoffice.streaming.envelope import Outbound
 from core.locks import lock_keys
 from settlement import netting
@@ -159,8 +159,9 @@ def chains_renet(*, chain_ids: Iterable[str], now: datetime) -> list[Outbound]:
     Guarantee: afterwards, for every chain, what settled plus the remainder of its one live
     version equals the net of its active obligations (``netting.renet``); settled versions are
     never edited; a superseded version is CANCELLED by compare-and-swap and its open fail is
-    closed; new versions go PENDING -> INSTRUCTED and are returned as events with ids derived
-    from the instruction id, so a replayed batch publishes nothing twice. A fixed number of
+    closed; new versions are written INSTRUCTED (no one can see them before this transaction
+    commits, so a PENDING step would only cost a second write of every row) and are returned as
+    events with ids derived from the instruction id, so a replayed batch publishes nothing twice. A fixed number of
     queries per batch, whatever the number of chains.
     """
     chains = set(chain_ids)
@@ -174,7 +175,7 @@ def chains_renet(*, chain_ids: Iterable[str], now: datetime) -> list[Outbound]:
     rows = [_new_row(ins, loaded.references[netting.chain_id(ins.key)], now) for ins in issued]
     _insert(rows)
     _supersede([i for i in issued if i.supersedes], now)
-    return _release(rows, now)
+    return [instruction_event(r, now) for r in rows]
 
 
 def _new_row(ins: netting.Instruction, ref: _Reference, now: datetime) -> Instruction:
@@ -183,7 +184,7 @@ def _new_row(ins: netting.Instruction, ref: _Reference, now: datetime) -> Instru
         chain_id=netting.chain_id(ins.key),
         version=ins.version,
         kind=str(ins.kind),
-        status=Instruction.Status.PENDING,
+        status=Instruction.Status.INSTRUCTED,
         account=ins.key.account,
         counterparty=ins.key.counterparty,
         instrument=ins.key.instrument,
@@ -201,6 +202,7 @@ def _new_row(ins: netting.Instruction, ref: _Reference, now: datetime) -> Instru
         ssi_safekeeping_account=ref.ssi_safekeeping_account,
         ssi_cash_account=ref.ssi_cash_account,
         created_at=now,
+        instructed_at=now,
         status_changed_at=now,
     )
 
@@ -247,68 +249,63 @@ _COLUMNS = (
     "payment_type",
     "net_quantity",
     "net_cash",
+    "obligation_ids",
     "supersedes",
     "ssi_custodian_bic",
     "ssi_safekeeping_account",
     "ssi_cash_account",
     "created_at",
+    "instructed_at",
     "status_changed_at",
-)
-_TYPES_SQL = [
-    "text",
-    "text",
-    "int",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "date",
-    "text",
-    "text",
-    "numeric",
-    "numeric",
-    "text",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-    "timestamptz",
-]
-_INSERT = (
-    f"INSERT INTO settlement_instruction ({', '.join(_COLUMNS)}, obligation_ids,"
-    " settled_quantity, settled_cash, superseded_by, reason_code, reason, status_sequence)"
-    f" SELECT {', '.join(f'v.c{n}' for n in range(len(_COLUMNS)))},"
-    " ARRAY(SELECT jsonb_array_elements_text(v.ids::jsonb)), 0, 0, '', '', '', 0"
-    f" FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES_SQL)}, %s::text[])"
-    f" AS v({', '.join(f'c{n}' for n in range(len(_COLUMNS)))}, ids)"
+    "settled_quantity",
+    "settled_cash",
+    "superseded_by",
+    "reason_code",
+    "reason",
+    "status_sequence",
 )
 
 
 def _insert(rows: Sequence[Instruction]) -> None:
-    """One INSERT of arrays for every new version (obligation ids travel as JSON lists)."""
-    columns: list[list[Any]] = [[getattr(r, c) for r in rows] for c in _COLUMNS]
-    ids = [json.dumps(r.obligation_ids) for r in rows]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT, [*columns, ids])
+    """One COPY for every new version: new ids never conflict (a version is issued once, under
+    its chain's lock), and COPY dumps each value once where an INSERT of arrays re-quoted every
+    element (0.1 ms per instruction)."""
+    copy_insert(Instruction._meta.db_table, _COLUMNS, (_row(r) for r in rows))
 
 
-def _release(rows: Sequence[Instruction], now: datetime) -> list[Outbound]:
-    """PENDING -> INSTRUCTED for the new versions, and the events that send them."""
-    ids = [r.instruction_id for r in rows]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE settlement_instruction SET status = 'INSTRUCTED', instructed_at = %s,"
-            " status_changed_at = %s WHERE instruction_id = ANY(%s::text[]) AND status = 'PENDING'",
-            [now, now, ids],
-        )
-        released = cursor.rowcount
-    if released != len(ids):
-        raise RuntimeError(f"released {released} of {len(ids)} new instructions")
-    return [instruction_event(r, now) for r in rows]
+def _row(r: Instruction) -> tuple[Any, ...]:
+    return (
+        r.instruction_id,
+        r.chain_id,
+        r.version,
+        r.kind,
+        r.status,
+        r.account,
+        r.counterparty,
+        r.instrument,
+        r.asset_class,
+        r.csdr_class,
+        r.market,
+        r.settle_date,
+        r.currency,
+        r.payment_type,
+        r.net_quantity,
+        r.net_cash,
+        r.obligation_ids,
+        r.supersedes,
+        r.ssi_custodian_bic,
+        r.ssi_safekeeping_account,
+        r.ssi_cash_account,
+        r.created_at,
+        r.instructed_at,
+        r.status_changed_at,
+        ZERO,
+        ZERO,
+        "",
+        "",
+        "",
+        0,
+    )
 
 
 def instruction_event(row: Instruction, now: datetime) -> Outbound:

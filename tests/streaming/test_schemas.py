@@ -106,3 +106,41 @@ def test_version_gaps_are_refused(tmp_path):
     _write(tmp_path, "thing", 3, BASE)
     with pytest.raises(SchemaError, match=r"versions must be 1\.\.N without gaps, got \[1, 3\]"):
         load_directory(tmp_path)
+
+
+def _decode(subscription, value: dict[str, Any]):
+    from backoffice.streaming.envelope import decode
+
+    return decode(
+        subscription=subscription,
+        partition=0,
+        offset=0,
+        key=None,
+        value=json.dumps(value).encode(),
+        headers=[],
+        registry=registry(),
+    )
+
+
+def test_an_inbound_record_is_validated_on_consume_and_our_own_envelope_is_not():
+    """Inbound bytes come from anyone and are checked field by field; an envelope at the latest
+    version was validated by the ``encode`` that wrote it, against the same immutable version."""
+    from backoffice.streaming.envelope import DecodeError, Subscription
+
+    bad = {**trade(1), "quantity": 12.5}
+    inbound = Subscription("trades.executed", "trades.executed", enveloped=False)
+    with pytest.raises(DecodeError, match="field quantity must be string"):
+        _decode(inbound, bad)
+    envelope = {
+        "event_id": "6f1d2c1e-7a3b-5e8f-9c0d-000000000001",
+        "schema": "trades.executed",
+        "version": registry().latest("trades.executed"),
+        "payload": bad,
+    }
+    internal = Subscription("probe.out", "trades.executed")
+    assert _decode(internal, envelope).payload["quantity"] == 12.5
+    strict = Subscription("probe.out", "trades.executed", revalidate=True)
+    with pytest.raises(DecodeError, match="field quantity must be string"):
+        _decode(strict, envelope)
+    with pytest.raises(DecodeError, match="payload is not a JSON object"):
+        _decode(internal, {**envelope, "payload": [1, 2]})
