@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 
 from backoffice.streaming import topics
@@ -429,7 +430,7 @@ def insert_outbox(events: Sequence[Encoded]) -> None:
                         topics.topic(event.topic),
                         event.key,
                         event.value,
-                        json.dumps(event.headers),
+                        orjson.dumps(event.headers).decode(),
                         event.event_id,
                         "now",
                     )
