@@ -12,6 +12,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from backoffice.streaming.envelope import Message
@@ -238,24 +239,42 @@ def _exposures(
 def _recent(
     payloads: Sequence[Mapping[str, Any]], trade_ids: list[str], window: timedelta
 ) -> list[tuple[str, str, RecentTrade]]:
+    """Live trades that a wash-trade or duplicate check of this batch can meet: for each
+    (account, instrument) of the batch, those within ``window`` of its trades there.
+
+    One range per pair, not one for the batch: with the batch's accounts crossed with its
+    instruments over the batch's whole time span, a busy day read some thirteen rows per trade
+    that no rule looked at.
+    """
     if not window:
         return []
-    pairs = {(p["account"], p["instrument"]) for p in payloads}
-    times = [parse_time(p["trade_time"]) for p in payloads]
-    rows = (
-        ComplianceTrade.objects.filter(
-            account__in={a for a, _ in pairs},
-            instrument__in={i for _, i in pairs},
-            trade_time__range=(min(times) - window, max(times) + window),
-            status__in=LIVE,
+    ranges: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for p in payloads:
+        key, at = (p["account"], p["instrument"]), parse_time(p["trade_time"])
+        lo, hi = ranges.get(key, (at, at))
+        ranges[key] = (min(lo, at), max(hi, at))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.account, c.instrument, c.trade_id, c.side, c.quantity, c.price, c.trade_time"
+            f" FROM {ComplianceTrade._meta.db_table} c"
+            " JOIN unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])"
+            " AS p(account, instrument, lo, hi)"
+            " ON c.account = p.account AND c.instrument = p.instrument"
+            " AND c.trade_time BETWEEN p.lo AND p.hi"
+            " WHERE c.status = ANY(%s) AND NOT (c.trade_id = ANY(%s))",
+            [
+                [a for a, _ in ranges],
+                [i for _, i in ranges],
+                [lo - window for lo, _ in ranges.values()],
+                [hi + window for _, hi in ranges.values()],
+                sorted(LIVE),
+                trade_ids,
+            ],
         )
-        .exclude(trade_id__in=trade_ids)
-        .values_list("account", "instrument", "trade_id", "side", "quantity", "price", "trade_time")
-    )
+        rows = cursor.fetchall()
     return [
         (account, isin, RecentTrade(trade_id, side, quantity, price, at))
         for account, isin, trade_id, side, quantity, price, at in rows
-        if (account, isin) in pairs
     ]
 
 

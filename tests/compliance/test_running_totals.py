@@ -43,9 +43,7 @@ def recomputed() -> tuple[dict, dict]:
 
 
 def stored() -> tuple[dict, dict]:
-    days = {
-        (r.account, r.trade_date): r.total for r in AccountDayTotal.objects.all() if r.total
-    }
+    days = {(r.account, r.trade_date): r.total for r in AccountDayTotal.objects.all() if r.total}
     exposure = {
         (r.counterparty, r.settle_date): r.total for r in ExposureTotal.objects.all() if r.total
     }
@@ -184,7 +182,5 @@ def _validated_row(trade_id: str, *, account: str) -> dict:
 
 def _someone_waits_for_an_advisory_lock() -> bool:
     with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        )
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         return bool(cursor.fetchone()[0])

@@ -478,3 +478,22 @@ def test_what_the_capture_stage_emits_is_what_compliance_reads(feed):
     [event] = validated()
     assert (event["trade_id"], event["compliance"]["outcome"]) == ("C1", "PASSED")
     assert ComplianceTrade.objects.get().notional_base > Decimal("22845")  # EUR -> USD
+
+
+def test_history_is_read_per_account_and_instrument_within_the_window_of_their_own_trades(feed):
+    """A batch with two pairs far apart in time reads, for each pair, only the trades within the
+    window of that pair's own trades, not everything in the batch's whole time span."""
+    from datetime import timedelta
+
+    from compliance.selectors import _recent
+
+    feed(
+        captured("T1", trade_time="2026-11-25T15:00:00Z"),
+        captured("T2", quantity="7", trade_time="2026-11-25T16:00:00Z"),
+    )
+    batch = [
+        captured("N1", trade_time="2026-11-25T15:03:00Z"),
+        captured("N2", account="ACC-0002", trade_time="2026-11-25T16:00:00Z"),
+    ]
+    found = _recent(batch, ["N1", "N2"], timedelta(minutes=5))
+    assert [(account, trade.trade_id) for account, _, trade in found] == [("ACC-0001", "T1")]
