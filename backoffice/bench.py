@@ -27,7 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from backoffice.config import BASE_DIR
 from backoffice.streaming import topics
-from backoffice.streaming.kafka_admin import delete_topics_with_prefix, end_offsets
+from backoffice.streaming.kafka_admin import ALL_TOPICS, delete_topics_with_prefix, end_offsets
 from backoffice.streaming.models import ConsumerOffset
 
 # The stages a trade passes on its way to P&L, in order, with the table and timestamp column that
@@ -112,6 +112,10 @@ class BenchResult:
     kafka_ceiling_rate: float = 0.0
     postgres_copy_rate: float = 0.0
     ratio_to_ceiling: float = 0.0
+    # Concurrent pass, per trade pushed: row writes from pg_stat deltas and the index entries
+    # they cost, and records the pipeline produced (transaction markers included).
+    writes_per_trade: dict[str, float] = field(default_factory=dict)
+    messages_per_trade: float = 0.0
     profile_top: list[str] = field(default_factory=list)
 
 
@@ -384,6 +388,38 @@ def cpu_bound_rate(result: BenchResult) -> float:
     return (os.cpu_count() or 1) * result.trades / total if total else 0.0
 
 
+WRITE_KINDS = ("inserts", "updates", "hot_updates", "deletes", "index_entries")
+
+
+def write_counts() -> dict[str, int]:
+    """Row writes so far on the user tables (pg_stat), and the index entries they cost: an
+    insert or a non-HOT update adds one entry to each of its table's indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT coalesce(sum(s.n_tup_ins), 0), coalesce(sum(s.n_tup_upd), 0),"
+            " coalesce(sum(s.n_tup_hot_upd), 0), coalesce(sum(s.n_tup_del), 0),"
+            " coalesce(sum((s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd)"
+            " * (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid)), 0)"
+            " FROM pg_stat_user_tables s"
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return dict(zip(WRITE_KINDS, (int(v) for v in row), strict=True))
+
+
+def per_trade_writes(
+    before: dict[str, int], after: dict[str, int], trades: int
+) -> dict[str, float]:
+    return {k: (after[k] - before[k]) / trades for k in WRITE_KINDS}
+
+
+def produced_records(prefix: str, inbound: str) -> int:
+    """Records on the run's topics other than the inbound one (what the pipeline produced)."""
+    physical = [f"{prefix}{t}" for t in ALL_TOPICS if t != inbound]
+    return sum(end_offsets(physical).values())
+
+
 def summary_lines(result: BenchResult) -> list[str]:
     lines = [
         f"machine: {result.machine}",
@@ -401,11 +437,23 @@ def summary_lines(result: BenchResult) -> list[str]:
         f"  relay        peak RSS {result.relay_peak_rss_mb:.0f} MB",
         "CPU in the concurrent pass:",
         *[f"  {line}" for line in cpu_lines(result)],
+        f"writes per trade in the concurrent pass: {write_line(result)}",
+        f"records produced per trade: {result.messages_per_trade:.2f} (transaction markers included)",
         f"ceiling kafka-python produce->consume: {result.kafka_ceiling_rate:,.0f} msg/s",
         f"ceiling PostgreSQL COPY: {result.postgres_copy_rate:,.0f} rows/s",
         f"pipeline / kafka ceiling: {result.ratio_to_ceiling:.0%}",
     ]
     return lines
+
+
+def write_line(result: BenchResult) -> str:
+    w = result.writes_per_trade
+    if not w:
+        return "not measured"
+    return (
+        f"{w['inserts']:.1f} inserts, {w['updates']:.2f} updates ({w['hot_updates']:.2f} HOT),"
+        f" {w['deletes']:.2f} deletes, {w['index_entries']:.1f} index entries"
+    )
 
 
 def to_json(result: BenchResult) -> str:
@@ -507,6 +555,8 @@ def write_docs(path: Path, result: BenchResult) -> None:
         f"| ceiling: kafka-python produce -> consume | {result.kafka_ceiling_rate:,.0f} msg/s |",
         f"| ceiling: PostgreSQL COPY of the same rows | {result.postgres_copy_rate:,.0f} rows/s |",
         f"| pipeline / Kafka ceiling | {result.ratio_to_ceiling:.0%} |",
+        f"| writes per trade (concurrent pass, pg_stat) | {write_line(result)} |",
+        f"| records produced per trade | {result.messages_per_trade:.2f} (transaction markers included) |",
         "",
         "CPU per trade in the concurrent pass, by process:",
         "",

@@ -49,3 +49,28 @@ def test_write_docs_rewrites_only_the_marked_section(tmp_path: Path) -> None:
     assert "old figures" not in text
     assert "**1,234 trades/s**" in text
     assert text.count(marker) == 2
+
+
+def test_writes_per_trade_are_the_deltas_over_the_trades_pushed() -> None:
+    before = dict.fromkeys(bench.WRITE_KINDS, 100)
+    after = {
+        "inserts": 2100,
+        "updates": 600,
+        "hot_updates": 350,
+        "deletes": 300,
+        "index_entries": 6100,
+    }
+    writes = bench.per_trade_writes(before, after, 200)
+    assert writes == {
+        "inserts": 10.0,
+        "updates": 2.5,
+        "hot_updates": 1.25,
+        "deletes": 1.0,
+        "index_entries": 30.0,
+    }
+    result = _result()
+    result.writes_per_trade = writes
+    assert bench.write_line(result) == (
+        "10.0 inserts, 2.50 updates (1.25 HOT), 1.00 deletes, 30.0 index entries"
+    )
+    assert bench.write_line(_result()) == "not measured"

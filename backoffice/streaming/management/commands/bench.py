@@ -129,12 +129,16 @@ class Command(BaseCommand):
         try:
             self._wait_until_ready(run, stages)
             meter = bench.CpuMeter(run.pids())
+            self.writes_before = bench.write_counts()
             meter.start()
             self._publish(run, keys, values)
             done = self._wait_done(run, stages, timeout)
             cpu = meter.stop()
         finally:
             rss = run.stop()
+        # After the stop: a process flushes its last table statistics when it exits.
+        self.writes = bench.per_trade_writes(self.writes_before, bench.write_counts(), run.trades)
+        self.produced = bench.produced_records(run.prefix, bench.STAGE_INPUTS["capture"][0])
         return done, rss, cpu
 
     def _drain(
@@ -261,6 +265,8 @@ class Command(BaseCommand):
         result.end_to_end_seconds = done[final] - start
         result.end_to_end_rate = run.trades / result.end_to_end_seconds
         result.relay_peak_rss_mb = rss.get("relay", 0.0)
+        result.writes_per_trade = self.writes
+        result.messages_per_trade = self.produced / run.trades
         result.cpu_seconds, result.cpu_busy_share = cpu
         result.ratio_to_ceiling = (
             result.end_to_end_rate / result.kafka_ceiling_rate if result.kafka_ceiling_rate else 0.0
