@@ -233,7 +233,14 @@ class CpuMeter:
             spent[name] = spent.get(name, 0.0) + max(0.0, seconds - self.before.get((name, pid), 0))
         window = total - self.machine_before[1]
         share = (busy - self.machine_before[0]) / window if window > 0 else 0.0
-        return spent, share
+        return with_unattributed(spent, busy - self.machine_before[0]), share
+
+
+def with_unattributed(spent: dict[str, float], machine_busy: float) -> dict[str, float]:
+    """``spent`` plus what the machine's cores were busy with that no listed process accounts
+    for (the bench driver itself, kernel threads, short-lived processes), so the per-trade total
+    is the machine's and not only the pipeline's."""
+    return {**spent, "unattributed": max(0.0, machine_busy - sum(spent.values()))}
 
 
 def kafka_ceiling(messages: list[bytes], keys: list[bytes]) -> float:

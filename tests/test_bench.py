@@ -74,3 +74,10 @@ def test_writes_per_trade_are_the_deltas_over_the_trades_pushed() -> None:
         "10.0 inserts, 2.50 updates (1.25 HOT), 1.00 deletes, 30.0 index entries"
     )
     assert bench.write_line(_result()) == "not measured"
+
+
+def test_cpu_no_process_accounts_for_is_listed_as_unattributed() -> None:
+    spent = {"capture": 2.0, "postgresql": 3.0}
+    assert bench.with_unattributed(spent, 5.5) == {**spent, "unattributed": 0.5}
+    # /proc/stat and per-process clocks tick apart: never a negative remainder
+    assert bench.with_unattributed(spent, 4.9)["unattributed"] == 0.0
