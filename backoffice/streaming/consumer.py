@@ -34,7 +34,13 @@ from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
 from backoffice.streaming.kafka_admin import ensure_topics
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batch
+from backoffice.streaming.store import (
+    BatchOutcome,
+    Handler,
+    Record,
+    advance_offsets,
+    apply_batch,
+)
 from core import clock
 
 log = logging.getLogger("backoffice.streaming")
@@ -166,8 +172,9 @@ class StageRunner:
             for (t, p), n in outcome.next_offsets.items():
                 tp = TopicPartition(t, p)
                 self.applied[tp] = max(self.applied.get(tp, 0), n)
-        self._pass_markers()
-        self.heartbeat.beat(lag=self._lag(), partitions=len(self.consumer.assignment()))
+        positions = self._positions()
+        self._pass_markers(positions)
+        self.heartbeat.beat(lag=self._lag(positions), partitions=len(self.consumer.assignment()))
         close_old_connections()
 
     def _poll(self) -> list[Any]:
@@ -291,7 +298,21 @@ class StageRunner:
         failed = replace(record, message=None, error=DecodeError(type(error).__name__, reason))
         return self._apply_with_retry([failed])
 
-    def _pass_markers(self) -> None:
+    def _positions(self) -> dict[TopicPartition, int]:
+        """The consumer's position on each assigned partition (unknown ones left out: e.g.
+        while the broker restarts)."""
+        assert self.consumer is not None
+        positions: dict[TopicPartition, int] = {}
+        for tp in self.consumer.assignment():
+            try:
+                position = self.consumer.position(tp, timeout_ms=100)
+            except KafkaError:
+                continue
+            if position is not None:
+                positions[tp] = position
+        return positions
+
+    def _pass_markers(self, positions: dict[TopicPartition, int]) -> None:
         """Record offsets the consumer moved past without a record to apply.
 
         The relay publishes in Kafka transactions, so a partition ends with a commit marker that
@@ -299,36 +320,17 @@ class StageRunner:
         way). The consumer's position is past them, the stored offset is not, and the partition
         would show a lag of one for ever. Every record below the position was returned by a poll
         and applied (or found already applied) before this runs, so raising the stored offset to
-        the position is safe; GREATEST keeps it monotonic against the partition's next owner.
+        the position is safe; ``advance_offsets`` never lowers it under the partition's next owner.
         """
-        assert self.consumer is not None
-        moved: dict[tuple[str, int], int] = {}
-        for tp in self.consumer.assignment():
-            try:
-                position = self.consumer.position(tp, timeout_ms=100)
-            except KafkaError:
-                continue
-            if position is not None and position > self.applied.get(tp, 0):
-                moved[(tp.topic, tp.partition)] = position
+        moved = {
+            (tp.topic, tp.partition): position
+            for tp, position in positions.items()
+            if position > self.applied.get(tp, 0)
+        }
         if not moved:
             return
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO streaming_consumeroffset"
-                    ' ("group", topic, partition, next_offset, updated_at)'
-                    " SELECT %s, v.t, v.p, v.n, now()"
-                    " FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS v(t, p, n)"
-                    ' ON CONFLICT ("group", topic, partition) DO UPDATE'
-                    " SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at"
-                    " WHERE streaming_consumeroffset.next_offset < EXCLUDED.next_offset",
-                    [
-                        self.group,
-                        [t for t, _ in moved],
-                        [p for _, p in moved],
-                        list(moved.values()),
-                    ],
-                )
+            advance_offsets(self.group, moved)
         except TRANSIENT_DB:
             connection.close()
             return  # the next step tries again
@@ -374,19 +376,12 @@ class StageRunner:
             extra={"stage": self.stage.name, "partitions": str(sorted(assigned))},
         )
 
-    def _lag(self) -> int:
+    def _lag(self, positions: dict[TopicPartition, int]) -> int:
         assert self.consumer is not None
         lag = 0
-        for tp in self.consumer.assignment():
+        for tp, position in positions.items():
             high = self.consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                # None while the position is unknown (e.g. the broker is restarting)
-                position = self.consumer.position(tp, timeout_ms=100)
-            except KafkaError:
-                continue
-            if position is not None:
+            if high is not None:
                 lag += max(0, high - position)
         metrics.LAG.labels(self.stage.name).set(lag)
         return lag

@@ -43,6 +43,10 @@ def pg_connect() -> psycopg.Connection[Any]:
     )
 
 
+INIT_TIMEOUT_SECONDS = 30
+COMMIT_TIMEOUT_SECONDS = 120
+
+
 def transactional_id() -> str:
     """One id per outbox (database and topic prefix): relays of one outbox fence each other."""
     db: dict[str, Any] = settings.DATABASES["default"]
@@ -67,10 +71,6 @@ def make_producer() -> Producer:
     # Aborts what a previous relay with this id left open and fences it.
     producer.init_transactions(INIT_TIMEOUT_SECONDS)
     return producer
-
-
-INIT_TIMEOUT_SECONDS = 30
-COMMIT_TIMEOUT_SECONDS = 120
 
 
 class Relay:

@@ -31,9 +31,7 @@ def dead_letter_replay(*, dead_letter_id: int, now: datetime) -> bool:
         letter = DeadLetter.objects.get(pk=dead_letter_id)
         headers = {k: v for k, v in (letter.headers or {}).items() if v is not None}
         headers.setdefault("event_id", str(uuid.uuid5(uuid.NAMESPACE_URL, f"replay|{letter.pk}")))
-        headers["replay_of"] = str(letter.pk)
-        # A new delivery of an event never applied: de-duplicated by its id, not by a mark.
-        headers.pop("origin", None)
+        headers["replay_of"] = str(letter.pk)  # the runtime de-duplicates it by id, not by mark
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO streaming_outboxevent (topic, key, value, headers, event_id, created_at)"

@@ -187,9 +187,8 @@ def _claim(group: str, records: Sequence[Record]) -> tuple[list[Record], int]:
             if event_id is None:
                 fresh.append(record)
             elif event_id in fresh_ids:
-                fresh_ids.discard(
-                    event_id
-                )  # a second copy inside the same batch is a duplicate too
+                # A second copy inside the same batch is a duplicate too.
+                fresh_ids.discard(event_id)
                 fresh.append(record)
         _raise_marks(cursor, group, raised)
     return fresh, len(records) - len(fresh)
@@ -281,19 +280,28 @@ def _advance(group: str, records: Sequence[Record]) -> dict[tuple[str, int], int
     for record in records:
         key = (topics.topic(record.topic), record.partition)
         next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
+    advance_offsets(group, next_offsets)
+    return next_offsets
+
+
+def advance_offsets(group: str, next_offsets: dict[tuple[str, int], int]) -> None:
+    """Raise the group's stored offsets to ``next_offsets`` (physical topic, partition): never
+    lowered, so a late writer of an older offset changes nothing."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE streaming_consumeroffset AS o SET next_offset = GREATEST(o.next_offset, v.n),"
-            " updated_at = now() FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS v(t, p, n)"
-            ' WHERE o."group" = %s AND o.topic = v.t AND o.partition = v.p',
+            'INSERT INTO streaming_consumeroffset ("group", topic, partition, next_offset, updated_at)'
+            " SELECT %s, v.t, v.p, v.n, now()"
+            " FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS v(t, p, n)"
+            ' ON CONFLICT ("group", topic, partition) DO UPDATE'
+            " SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at"
+            " WHERE streaming_consumeroffset.next_offset < EXCLUDED.next_offset",
             [
+                group,
                 [t for t, _ in next_offsets],
                 [p for _, p in next_offsets],
                 list(next_offsets.values()),
-                group,
             ],
         )
-    return next_offsets
 
 
 def encode_events(

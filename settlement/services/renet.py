@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import connection
 
@@ -269,42 +268,9 @@ _COLUMNS = (
 def _insert(rows: Sequence[Instruction]) -> None:
     """One COPY for every new version: new ids never conflict (a version is issued once, under
     its chain's lock), and COPY dumps each value once where an INSERT of arrays re-quoted every
-    element (0.1 ms per instruction)."""
-    copy_insert(Instruction._meta.db_table, _COLUMNS, (_row(r) for r in rows))
-
-
-def _row(r: Instruction) -> tuple[Any, ...]:
-    return (
-        r.instruction_id,
-        r.chain_id,
-        r.version,
-        r.kind,
-        r.status,
-        r.account,
-        r.counterparty,
-        r.instrument,
-        r.asset_class,
-        r.csdr_class,
-        r.market,
-        r.settle_date,
-        r.currency,
-        r.payment_type,
-        r.net_quantity,
-        r.net_cash,
-        r.obligation_ids,
-        r.supersedes,
-        r.ssi_custodian_bic,
-        r.ssi_safekeeping_account,
-        r.ssi_cash_account,
-        r.created_at,
-        r.instructed_at,
-        r.status_changed_at,
-        ZERO,
-        ZERO,
-        "",
-        "",
-        "",
-        0,
+    element (0.1 ms per instruction). Unset columns take the model's defaults."""
+    copy_insert(
+        Instruction._meta.db_table, _COLUMNS, ([getattr(r, c) for c in _COLUMNS] for r in rows)
     )
 
 
