@@ -23,7 +23,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from backoffice.config import BASE_DIR
 from backoffice.streaming import topics
@@ -59,6 +59,44 @@ def stage_behind(stage: str) -> int:
         for o in ConsumerOffset.objects.filter(group=topics.group(stage))
     }
     return sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
+
+
+class Backlog:
+    """How many messages each stage has yet to apply, read with one long-lived client: a fresh
+    client per read (``stage_behind``) costs more than the read when it is asked every second."""
+
+    def __init__(self, stages: list[str]):
+        self.stages = stages
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False
+        )
+        self.partitions = [
+            TopicPartition(topic, partition)
+            for stage in stages
+            for topic in (topics.topic(t) for t in STAGE_INPUTS[stage])
+            for partition in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+
+    def behind(self) -> dict[str, int]:
+        ends = {
+            (tp.topic, tp.partition): end
+            for tp, end in self.consumer.end_offsets(self.partitions).items()
+        }
+        stored = {
+            (o.group, o.topic, o.partition): o.next_offset
+            for o in ConsumerOffset.objects.filter(group__in=[topics.group(s) for s in self.stages])
+        }
+        return {
+            stage: sum(
+                max(0, ends[(t, p)] - stored.get((topics.group(stage), t, p), 0))
+                for t, p in ends
+                if topics.logical(t) in STAGE_INPUTS[stage]
+            )
+            for stage in self.stages
+        }
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
 
 
 def stage_window(stage: str, trade_prefix: str) -> tuple[int, float]:
@@ -116,7 +154,54 @@ class BenchResult:
     # they cost, and records the pipeline produced (transaction markers included).
     writes_per_trade: dict[str, float] = field(default_factory=dict)
     messages_per_trade: float = 0.0
+    statements_per_trade: float | None = None  # None: pg_stat_statements is not loaded
     profile_top: list[str] = field(default_factory=list)
+    latency_source: str = ""  # what the latency figures time the end of
+    open_loop: list[OpenLoopFigure] = field(default_factory=list)
+    day: DayFigure | None = None
+    sweep: list[SweepFigure] = field(default_factory=list)
+
+
+@dataclass
+class OpenLoopFigure:
+    """Trades published at a fixed rate while every stage runs: latency to P&L committed."""
+
+    target_rate: float
+    trades: int
+    published_rate: float  # what the publisher achieved
+    through_rate: float  # trades that reached P&L / seconds from first publish to last commit
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+
+
+@dataclass
+class DayFigure:
+    """A whole day's trades published in step with the pipeline (no stage more than ``window``
+    messages behind), so every stage works on the same part of the day; cut into tenths by
+    completion."""
+
+    trades: int
+    window: int
+    reached: int
+    seconds: float
+    slice_rates: list[float]
+
+    @property
+    def last_to_first(self) -> float:
+        return self.slice_rates[-1] / self.slice_rates[0] if self.slice_rates[0] else 0.0
+
+
+@dataclass
+class SweepFigure:
+    """One cell of the scale-out sweep: a concurrent pass with this many consumers per stage
+    (one process each) on topics with this many partitions."""
+
+    consumers: int
+    partitions: int
+    trades: int
+    rate: float
+    cpu_ms_per_trade: float
 
 
 def machine_description() -> str:
@@ -358,6 +443,72 @@ def visible_times(table: str, column: str, trade_prefix: str) -> dict[str, datet
         return dict(cursor.fetchall())
 
 
+def commit_times(table: str, trade_prefix: str) -> dict[str, float] | None:
+    """When each trade's row in ``table`` was committed (epoch seconds): PostgreSQL's commit
+    timestamp of the transaction that last wrote it, so the time its effect became durable and
+    visible, not the batch's start. None when the server does not keep commit timestamps
+    (``track_commit_timestamp``; scripts/services.sh turns it on)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('track_commit_timestamp')")
+        row = cursor.fetchone()
+        if not row or row[0] != "on":
+            return None
+        cursor.execute(
+            f"SELECT trade_id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM {table}"
+            " WHERE trade_id LIKE %s",
+            [trade_prefix + "%"],
+        )
+        return {trade_id: float(at) for trade_id, at in cursor.fetchall() if at is not None}
+
+
+def slice_rates(done: list[float], slices: int = 10) -> list[float]:
+    """Trades per second in each tenth of a run, by order of completion.
+
+    Slice i holds the trades ranked i/10 to (i+1)/10 by completion time; its rate is their count
+    over the time from the previous slice's last completion to its own. The first slice starts at
+    the first completion, so start-up and the pipeline's fill time flatter no slice.
+    """
+    ordered = sorted(done)
+    if len(ordered) < 2 * slices:
+        return []
+    rates = []
+    previous, previous_index = ordered[0], 0
+    for i in range(1, slices + 1):
+        index = round(i * len(ordered) / slices) - 1
+        span = ordered[index] - previous
+        rates.append((index - previous_index) / span if span > 0 else 0.0)
+        previous, previous_index = ordered[index], index
+    return rates
+
+
+def enable_statement_stats() -> bool:
+    """Make pg_stat_statements readable in this database, when the server loads it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'pg_stat_statements' = ANY(string_to_array("
+            "replace(current_setting('shared_preload_libraries'), ' ', ''), ','))"
+        )
+        row = cursor.fetchone()
+        if not row or not row[0]:
+            return False
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return True
+
+
+def statement_count() -> int | None:
+    """Statements this database has run so far (pg_stat_statements calls; utility statements
+    such as BEGIN and COMMIT included), or None when the extension is not loaded."""
+    if not enable_statement_stats():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -433,7 +584,7 @@ def summary_lines(result: BenchResult) -> list[str]:
         f"trades: {result.trades:,} ({result.messages_sent:,} messages incl. amendments/cancels/malformed);"
         f" {result.trades_through:,} reached {result.final_stage} (the rest wait in compliance exceptions or were refused)",
         f"end-to-end: {result.end_to_end_rate:,.0f} trades/s ({result.end_to_end_seconds:.1f} s, first publish -> last {result.final_stage} row durable)",
-        f"latency publish -> {result.final_stage} visible (full-speed push: mostly queueing): p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms",
+        f"latency publish -> {result.final_stage} {result.latency_source} (full-speed push: mostly queueing): p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms",
         "per stage: alone on a full backlog (drain pass) | done in the concurrent pass | peak RSS",
     ]
     lines += [
@@ -446,11 +597,46 @@ def summary_lines(result: BenchResult) -> list[str]:
         *[f"  {line}" for line in cpu_lines(result)],
         f"writes per trade in the concurrent pass: {write_line(result)}",
         f"records produced per trade: {result.messages_per_trade:.2f} (transaction markers included)",
+        f"SQL statements per trade: {statements_text(result)}",
+        *[f"open loop: {open_loop_text(f)}" for f in result.open_loop],
+        *([f"day: {day_text(result.day)}"] if result.day else []),
+        *[f"sweep: {sweep_text(f)}" for f in result.sweep],
         f"ceiling kafka-python produce->consume: {result.kafka_ceiling_rate:,.0f} msg/s",
         f"ceiling PostgreSQL COPY: {result.postgres_copy_rate:,.0f} rows/s",
         f"pipeline / kafka ceiling: {result.ratio_to_ceiling:.0%}",
     ]
     return lines
+
+
+def statements_text(result: BenchResult) -> str:
+    if result.statements_per_trade is None:
+        return "not measured (pg_stat_statements is not loaded; scripts/services.sh loads it)"
+    return f"{result.statements_per_trade:.2f} (pg_stat_statements, BEGIN/COMMIT included)"
+
+
+def open_loop_text(f: OpenLoopFigure) -> str:
+    return (
+        f"{f.target_rate:,.0f} trades/s offered ({f.trades:,} trades, published at"
+        f" {f.published_rate:,.0f}/s): publish -> P&L committed p50 {f.latency_p50_ms:,.0f} ms,"
+        f" p99 {f.latency_p99_ms:,.0f} ms, max {f.latency_max_ms:,.0f} ms;"
+        f" {f.through_rate:,.0f} trades/s through"
+    )
+
+
+def day_text(f: DayFigure) -> str:
+    rates = ", ".join(f"{r:,.0f}" for r in f.slice_rates)
+    return (
+        f"{f.trades:,} trades published in step with the pipeline (no stage over {f.window:,}"
+        f" messages behind; {f.reached:,} reached P&L in {f.seconds:,.0f} s); trades/s per tenth of the day"
+        f" by completion: {rates}; last tenth at {f.last_to_first:.0%} of the first"
+    )
+
+
+def sweep_text(f: SweepFigure) -> str:
+    return (
+        f"{f.consumers} consumer(s) per stage x {f.partitions} partitions: {f.rate:,.0f} trades/s,"
+        f" {f.cpu_ms_per_trade:.3f} CPU-ms/trade ({f.trades:,} trades)"
+    )
 
 
 def write_line(result: BenchResult) -> str:
@@ -478,8 +664,10 @@ class PipelineRun:
         profile: str | None = None,
         seed: int | None = None,
         day: int = 0,
+        consumers: int = 1,
     ):
         self.trades = trades
+        self.consumers = consumers  # processes per stage, one consumer group
         self.day = day  # business days after today the simulated trades are dated
         self.out_dir = out_dir
         self.profile = profile  # the one stage to run under cProfile, if any
@@ -488,6 +676,7 @@ class PipelineRun:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.publish_started = 0.0
         self.sent_at: dict[str, float] = {}  # trade id -> when its first message was sent
+        self.last_sent_at: dict[str, float] = {}  # ... and its last (the version P&L ends on)
 
     def env(self, stage: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -503,18 +692,25 @@ class PipelineRun:
         return env
 
     def start(self, names: list[str]) -> None:
-        """Start the relay (once) and a consumer for each named stage."""
+        """Start the relay (once) and ``consumers`` processes for each named stage."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ["relay", *names]:
+        wanted = [("relay", "relay_outbox")] + [
+            (name if n == 1 else f"{name}-{n}", f"consume_{name}")
+            for name in names
+            for n in range(1, self.consumers + 1)
+        ]
+        for name, command in wanted:
             if name in self.processes:
                 continue
-            command = "relay_outbox" if name == "relay" else f"consume_{name}"
             self.processes[name] = start_process(
                 [command], self.env(name), self.out_dir / f"{self.prefix}{name}.log"
             )
 
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
+
+    def stage_pids(self, stage: str) -> list[int]:
+        return [p.pid for n, p in self.processes.items() if n == stage or n.startswith(f"{stage}-")]
 
     def stop_one(self, name: str) -> float:
         """Stop one process (SIGTERM: it finishes its batch); its peak RSS in MB."""
@@ -553,7 +749,7 @@ def write_docs(path: Path, result: BenchResult) -> None:
         "|---|---|",
         f"| trades pushed | {result.trades:,} ({result.messages_sent:,} messages); {result.trades_through:,} reached {result.final_stage} |",
         f"| end-to-end (first publish -> last {result.final_stage} row durable) | **{result.end_to_end_rate:,.0f} trades/s** ({result.end_to_end_seconds:.1f} s) |",
-        f"| latency publish -> {result.final_stage} visible (full-speed push) | p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms |",
+        f"| latency publish -> {result.final_stage} {result.latency_source} (full-speed push) | p50 {result.latency_p50_ms:,.0f} ms, p99 {result.latency_p99_ms:,.0f} ms |",
         *[
             f"| stage {s.stage} | {s.rate:,.0f} msg/s alone on a backlog ({s.messages:,} in {s.drain_seconds:.1f} s); done at {s.done_at:.1f} s in the concurrent pass; peak RSS {s.peak_rss_mb:.0f} MB |"
             for s in result.stages
@@ -564,6 +760,10 @@ def write_docs(path: Path, result: BenchResult) -> None:
         f"| pipeline / Kafka ceiling | {result.ratio_to_ceiling:.0%} |",
         f"| writes per trade (concurrent pass, pg_stat) | {write_line(result)} |",
         f"| records produced per trade | {result.messages_per_trade:.2f} (transaction markers included) |",
+        f"| SQL statements per trade | {statements_text(result)} |",
+        *[f"| open loop | {open_loop_text(f)} |" for f in result.open_loop],
+        *([f"| day | {day_text(result.day)} |"] if result.day else []),
+        *[f"| sweep | {sweep_text(f)} |" for f in result.sweep],
         "",
         "CPU per trade in the concurrent pass, by process:",
         "",

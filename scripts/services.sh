@@ -45,7 +45,10 @@ CONF
     fi
     touch "$PG_LOG" 2>/dev/null || true
     if [[ "$(id -u)" == 0 ]]; then chown postgres:postgres "$PG_LOG"; fi
-    as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start >/dev/null \
+    # Commit timestamps date each row's transaction (the bench's publish -> P&L committed
+    # latency); pg_stat_statements counts statements (the bench's statements per trade).
+    as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 \
+      -o "-c track_commit_timestamp=on -c shared_preload_libraries=pg_stat_statements" start >/dev/null \
       || die "PostgreSQL did not start: see $PG_LOG"
     info "PostgreSQL: up on 127.0.0.1:$PG_PORT"
   fi

@@ -3,6 +3,7 @@ the docs section it rewrites. The benchmark itself is ``make bench``, never a te
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -81,3 +82,36 @@ def test_cpu_no_process_accounts_for_is_listed_as_unattributed() -> None:
     assert bench.with_unattributed(spent, 5.5) == {**spent, "unattributed": 0.5}
     # /proc/stat and per-process clocks tick apart: never a negative remainder
     assert bench.with_unattributed(spent, 4.9)["unattributed"] == 0.0
+
+
+def test_slices_are_tenths_by_completion_each_over_its_own_span() -> None:
+    # 100 completions: the first 51 one per 0.1 s, the rest one per 0.2 s (a day that slows).
+    done = [i * 0.1 for i in range(51)] + [5.0 + i * 0.2 for i in range(1, 50)]
+    rates = bench.slice_rates(list(reversed(done)))  # any order: ranked by time
+    assert len(rates) == 10
+    assert rates[0] == 9 / 0.9  # ranks 0..9, from the first completion: 9 gaps of 0.1 s
+    assert rates[1] == 10 / 1.0
+    assert rates[-1] == 10 / 2.0
+    assert bench.DayFigure(100, 10, 100, 10.0, rates).last_to_first == rates[-1] / rates[0]
+    assert bench.slice_rates([1.0, 2.0]) == []  # too few to cut into tenths
+
+
+def test_extra_passes_are_listed_in_the_summary_and_the_json() -> None:
+    result = _result()
+    result.open_loop.append(bench.OpenLoopFigure(1000, 30000, 999.6, 998.0, 210.4, 480.2, 612.0))
+    result.day = bench.DayFigure(1_000_000, 2000, 912_345, 700.0, [1500.0] * 9 + [1275.0])
+    result.sweep.append(bench.SweepFigure(2, 16, 50_000, 1800.4, 1.1234))
+    lines = bench.summary_lines(result)
+    assert (
+        "open loop: 1,000 trades/s offered (30,000 trades, published at 1,000/s):"
+        " publish -> P&L committed p50 210 ms, p99 480 ms, max 612 ms; 998 trades/s through"
+    ) in lines
+    day = next(line for line in lines if line.startswith("day: "))
+    assert "1,500, 1,275; last tenth at 85% of the first" in day
+    assert "sweep: 2 consumer(s) per stage x 16 partitions: 1,800 trades/s, 1.123 CPU-ms/trade" in (
+        " ".join(lines)
+    )
+    assert "SQL statements per trade: not measured" in " ".join(lines)
+    data = json.loads(bench.to_json(result))
+    assert data["day"]["slice_rates"][-1] == 1275.0
+    assert data["sweep"][0]["partitions"] == 16

@@ -23,6 +23,10 @@ from core import clock
 from trades.selectors import reference_snapshot
 
 TRADE_ID = re.compile(rb'"trade_id":\s*"([^"]+)"')
+# The whole-day pass publishes in chunks, each once no stage is more than the window behind: a
+# few batches of work queued per stage, so none idles and none runs far ahead.
+DAY_CHUNK = 500
+DAY_WINDOW = 2_000
 
 
 class Command(BaseCommand):
@@ -44,6 +48,29 @@ class Command(BaseCommand):
             help="only the concurrent pass (no per-stage drain, no profile, docs untouched)",
         )
         parser.add_argument(
+            "--open-loop-rates",
+            default="1000,2000",
+            help="trades/s offered in the open-loop passes, comma-separated ('' skips them)",
+        )
+        parser.add_argument("--open-loop-seconds", type=float, default=30.0)
+        parser.add_argument(
+            "--day-trades",
+            type=int,
+            default=1_000_000,
+            help="trades in the whole-day pass cut into tenths (0 skips it)",
+        )
+        parser.add_argument(
+            "--sweep-trades",
+            type=int,
+            default=50_000,
+            help="trades per cell of the consumers x partitions sweep (0 skips it)",
+        )
+        parser.add_argument(
+            "--only",
+            choices=["open-loop", "day", "sweep"],
+            help="run only this pass (no ceilings, no concurrent pass, docs untouched)",
+        )
+        parser.add_argument(
             "--profile-stage",
             choices=[s for s, _, _ in bench.STAGES],
             help="profile this stage instead of the slowest",
@@ -61,6 +88,21 @@ class Command(BaseCommand):
     def _bench(self, options: dict[str, Any]) -> None:
         run = bench.PipelineRun(trades=options["trades"], out_dir=Path(options["out"]))
         stages = [s for s, _, _ in bench.STAGES if bench.stage_available(s)]
+        if options["only"]:
+            result = bench.BenchResult(
+                trades=0,
+                messages_sent=0,
+                machine=bench.machine_description(),
+                started_at=clock.now().isoformat(timespec="seconds"),
+            )
+            self._extra_passes(result, run, stages, options, only=options["only"])
+            for f in result.open_loop:
+                self.stdout.write(f"open loop: {bench.open_loop_text(f)}")
+            if result.day:
+                self.stdout.write(f"day: {bench.day_text(result.day)}")
+            for cell in result.sweep:
+                self.stdout.write(f"sweep: {bench.sweep_text(cell)}")
+            return
         keys, values = self._messages(run)
         result = bench.BenchResult(
             trades=run.trades,
@@ -109,11 +151,153 @@ class Command(BaseCommand):
             p_keys, p_values = self._messages(profiled)
             self._drain(profiled, stages[: stages.index(slowest) + 1], p_keys, p_values, timeout)
             result.profile_top = bench.profile_summary(run.out_dir / f"{slowest}.prof", slowest)
+        self._extra_passes(result, run, stages, options, only=None)
         self._report(result, run, options)
 
-    def _use_prefix(self, run: bench.PipelineRun) -> None:
+    def _extra_passes(
+        self,
+        result: bench.BenchResult,
+        run: bench.PipelineRun,
+        stages: list[str],
+        options: dict[str, Any],
+        *,
+        only: str | None,
+    ) -> None:
+        """The open-loop passes, the whole-day pass and the scale-out sweep, each on trades of a
+        later business day than every pass before it (so no pass restates another's positions)."""
+        day = 3
+        timeout = options["timeout"]
+        rates = [float(r) for r in options["open_loop_rates"].split(",") if r.strip()]
+        if only in (None, "open-loop"):
+            for rate in rates:
+                trades = max(1, round(rate * options["open_loop_seconds"]))
+                self.stdout.write(f"open loop: {trades} trades offered at {rate:,.0f}/s")
+                paced = bench.PipelineRun(
+                    trades=trades, out_dir=run.out_dir, seed=run.seed + day, day=day
+                )
+                result.open_loop.append(self._open_loop(paced, stages, rate, timeout))
+                day += 1
+        if only in (None, "day") and options["day_trades"]:
+            self.stdout.write(
+                f"day: {options['day_trades']} trades published in step with the pipeline"
+            )
+            whole = bench.PipelineRun(
+                trades=options["day_trades"], out_dir=run.out_dir, seed=run.seed + day, day=day
+            )
+            result.day = self._day(whole, stages, timeout)
+            day += 1
+        if only in (None, "sweep") and options["sweep_trades"]:
+            for consumers in (1, 2):
+                for partitions in (4, 16):
+                    self.stdout.write(f"sweep: {consumers} consumer(s) x {partitions} partitions")
+                    cell = bench.PipelineRun(
+                        trades=options["sweep_trades"],
+                        out_dir=run.out_dir,
+                        seed=run.seed + day,
+                        day=day,
+                        consumers=consumers,
+                    )
+                    result.sweep.append(self._sweep_cell(cell, stages, partitions, timeout))
+                    day += 1
+
+    def _open_loop(
+        self, run: bench.PipelineRun, stages: list[str], rate: float, timeout: float
+    ) -> bench.OpenLoopFigure:
+        """Every stage running while trades are published at ``rate``: each trade's latency from
+        its last message's send to its P&L row's commit."""
+        keys, values = self._messages(run)
+        self._use_prefix(run)
+        run.start(stages)
+        try:
+            self._wait_until_ready(run, stages)
+            published = self._publish(run, keys, values, rate=rate)
+            self._wait_done(run, stages, timeout)
+        finally:
+            run.stop()
+        times, _ = self._completions(run, stages)
+        latencies = [
+            (at - run.last_sent_at[t]) * 1000 for t, at in times.items() if t in run.last_sent_at
+        ]
+        first = min(run.sent_at.values())
+        return bench.OpenLoopFigure(
+            target_rate=rate,
+            trades=run.trades,
+            published_rate=published,
+            through_rate=len(times) / (max(times.values()) - first) if times else 0.0,
+            latency_p50_ms=bench.percentile(latencies, 0.50),
+            latency_p99_ms=bench.percentile(latencies, 0.99),
+            latency_max_ms=max(latencies, default=0.0),
+        )
+
+    def _day(self, run: bench.PipelineRun, stages: list[str], timeout: float) -> bench.DayFigure:
+        """A day's trades published in step with the pipeline: throughput per tenth of the day,
+        by completion, says whether a trade costs more as the day fills up. In step, because with
+        a full-speed push the stages drift apart (capture finishes early and the last tenths run
+        with a core to spare), which would flatter the last tenth."""
+        keys, values = self._messages(run)
+        self._use_prefix(run)
+        run.start(stages)
+        try:
+            self._wait_until_ready(run, stages)
+            backlog = bench.Backlog(stages)
+            try:
+                self._publish(run, keys, values, backlog=backlog)
+            finally:
+                backlog.close()
+            del keys, values
+            self._wait_done(run, stages, timeout)
+        finally:
+            run.stop()
+        done = list(self._completions(run, stages)[0].values())
+        return bench.DayFigure(
+            trades=run.trades,
+            window=DAY_WINDOW,
+            reached=len(done),
+            seconds=max(done) - min(done) if done else 0.0,
+            slice_rates=bench.slice_rates(done),
+        )
+
+    def _sweep_cell(
+        self, run: bench.PipelineRun, stages: list[str], partitions: int, timeout: float
+    ) -> bench.SweepFigure:
+        keys, values = self._messages(run)
+        self._use_prefix(run, partitions=partitions)
+        run.start(stages)
+        try:
+            self._wait_until_ready(run, stages)
+            meter = bench.CpuMeter(run.pids())
+            meter.start()
+            self._publish(run, keys, values)
+            done = self._wait_done(run, stages, timeout)
+            cpu, _ = meter.stop()
+        finally:
+            run.stop()
+        final = next(s for s, _, _ in reversed(bench.STAGES) if s in stages)
+        return bench.SweepFigure(
+            consumers=run.consumers,
+            partitions=partitions,
+            trades=run.trades,
+            rate=run.trades / (done[final] - run.publish_started),
+            cpu_ms_per_trade=sum(cpu.values()) * 1000 / run.trades,
+        )
+
+    def _completions(
+        self, run: bench.PipelineRun, stages: list[str]
+    ) -> tuple[dict[str, float], str]:
+        """When each trade of the run reached the last stage: its row's commit time (epoch
+        seconds), or, on a server without commit timestamps, the time the stage stamped on it
+        (the batch's start); and which of the two it is."""
+        _, table, column = next((s, t, c) for s, t, c in reversed(bench.STAGES) if s in stages)
+        prefix = f"SIM{run.seed}-"
+        committed = bench.commit_times(table, prefix)
+        if committed is not None:
+            return committed, "committed"
+        stamped = bench.visible_times(table, column, prefix)
+        return {t: at.timestamp() for t, at in stamped.items()}, "stamped (batch start)"
+
+    def _use_prefix(self, run: bench.PipelineRun, partitions: int | None = None) -> None:
         settings.STREAMING = dataclasses.replace(settings.STREAMING, topic_prefix=run.prefix)
-        ensure_topics(ALL_TOPICS)
+        ensure_topics(ALL_TOPICS, partitions=partitions)
         self.prefixes.append(run.prefix)
 
     def _concurrent(
@@ -130,12 +314,19 @@ class Command(BaseCommand):
             self._wait_until_ready(run, stages)
             meter = bench.CpuMeter(run.pids())
             self.writes_before = bench.write_counts()
+            statements_before = bench.statement_count()
             meter.start()
             self._publish(run, keys, values)
             done = self._wait_done(run, stages, timeout)
             cpu = meter.stop()
+            statements_after = bench.statement_count()
         finally:
             rss = run.stop()
+        self.statements = (
+            None
+            if statements_before is None or statements_after is None
+            else (statements_after - statements_before) / run.trades
+        )
         # After the stop: a process flushes its last table statistics when it exits.
         self.writes = bench.per_trade_writes(self.writes_before, bench.write_counts(), run.trades)
         self.produced = bench.produced_records(run.prefix, bench.STAGE_INPUTS["capture"][0])
@@ -164,27 +355,49 @@ class Command(BaseCommand):
             run.stop()
         return figures
 
-    def _publish(self, run: bench.PipelineRun, keys: list[bytes], values: list[bytes]) -> None:
+    def _publish(
+        self,
+        run: bench.PipelineRun,
+        keys: list[bytes],
+        values: list[bytes],
+        rate: float | None = None,
+        backlog: bench.Backlog | None = None,
+    ) -> float:
+        """Publish at full speed; or at ``rate`` messages a second (open loop: the schedule does
+        not wait for the pipeline); or in step with it, each chunk once no stage is more than
+        ``DAY_WINDOW`` messages behind (``backlog``). Returns the rate achieved."""
         producer = KafkaProducer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
             acks="all",
-            linger_ms=5,
+            linger_ms=5 if rate is None else 1,
             batch_size=512 * 1024,
         )
         target = topics.topic(topics.TRADES_EXECUTED)
         # Stage figures are durations from here (monotonic); a trade's latency compares when it
-        # was sent with the timestamp a stage wrote from the product's clock, so it uses that one.
+        # was sent with the commit timestamp of its row, so it uses the wall clock too.
         run.publish_started = time.monotonic()
-        for key, value in zip(keys, values, strict=True):
+        for index, (key, value) in enumerate(zip(keys, values, strict=True)):
+            if backlog is not None and index % DAY_CHUNK == 0:
+                producer.flush()
+                while max(backlog.behind().values()) > DAY_WINDOW:
+                    time.sleep(0.05)  # pacing: the pipeline has to catch up first
+            if rate is not None:
+                # Pacing, not synchronisation: the n-th message is due n/rate s after the first.
+                ahead = run.publish_started + index / rate - time.monotonic()
+                if ahead > 0.002:
+                    time.sleep(ahead)
             found = TRADE_ID.search(value)
             if found:
-                run.sent_at.setdefault(found.group(1).decode(), clock.epoch_seconds())
+                now = clock.epoch_seconds()
+                trade_id = found.group(1).decode()
+                run.sent_at.setdefault(trade_id, now)
+                run.last_sent_at[trade_id] = now
             producer.send(target, key=key, value=value)
         producer.flush()
         producer.close()
-        self.stdout.write(
-            f"  published {len(values)} messages in {time.monotonic() - run.publish_started:.1f} s"
-        )
+        seconds = time.monotonic() - run.publish_started
+        self.stdout.write(f"  published {len(values)} messages in {seconds:.1f} s")
+        return len(values) / seconds if seconds > 0 else 0.0
 
     def _messages(self, run: bench.PipelineRun) -> tuple[list[bytes], list[bytes]]:
         from trades.management.commands.produce_trades import (
@@ -208,14 +421,15 @@ class Command(BaseCommand):
     def _wait_until_ready(self, run: bench.PipelineRun, stages: list[str]) -> None:
         """Clock starts once every stage's consumer holds partitions (start-up is not throughput)."""
         deadline = time.monotonic() + 120
-        groups = {topics.group(s) for s in stages}
+        pids = set(run.pids().values())
+        wanted = len(stages) * run.consumers
         while time.monotonic() < deadline:
-            ready = set(
-                ConsumerHeartbeat.objects.filter(group__in=groups, partitions__gt=0).values_list(
-                    "group", flat=True
-                )
-            )
-            if ready == groups:
+            # every consumer process of the run holds partitions (with more consumers than a
+            # topic has partitions some would idle, which the sweep never asks for)
+            ready = ConsumerHeartbeat.objects.filter(
+                group__in={topics.group(s) for s in stages}, partitions__gt=0, pid__in=pids
+            ).count()
+            if ready >= wanted:
                 return
             time.sleep(0.2)
         raise CommandError(f"consumers not ready after 120 s: see the logs in {run.out_dir}")
@@ -260,7 +474,7 @@ class Command(BaseCommand):
             bench.StageFigure(stage, 1, done[stage] - start, peak_rss_mb=rss.get(stage, 0.0))
             for stage in stages
         ]
-        final, table, column = next((s, t, c) for s, t, c in reversed(bench.STAGES) if s in stages)
+        final = next(s for s, _, _ in reversed(bench.STAGES) if s in stages)
         result.final_stage = final
         result.end_to_end_seconds = done[final] - start
         result.end_to_end_rate = run.trades / result.end_to_end_seconds
@@ -271,12 +485,13 @@ class Command(BaseCommand):
         result.ratio_to_ceiling = (
             result.end_to_end_rate / result.kafka_ceiling_rate if result.kafka_ceiling_rate else 0.0
         )
-        visible = bench.visible_times(table, column, f"SIM{run.seed}-")
-        result.trades_through = len(visible)
+        result.statements_per_trade = self.statements
+        completions, result.latency_source = self._completions(run, stages)
+        result.trades_through = len(completions)
         latencies = [
-            (at.timestamp() - run.sent_at[trade_id]) * 1000
-            for trade_id, at in visible.items()
-            if trade_id in run.sent_at
+            (at - run.last_sent_at[trade_id]) * 1000
+            for trade_id, at in completions.items()
+            if trade_id in run.last_sent_at
         ]
         result.latency_p50_ms = bench.percentile(latencies, 0.50)
         result.latency_p99_ms = bench.percentile(latencies, 0.99)
