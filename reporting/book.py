@@ -16,8 +16,9 @@ from django.db import connection
 
 from backoffice.streaming.bulk import copy_insert
 from reporting.models import PositionTrade
-from reporting.pnl import CostMethod, PnlFigures, PositionState, valuation
+from reporting.pnl import PnlFigures, PositionState, valuation
 from reporting.positions import (
+    Checkpoint,
     Key,
     Mark,
     PositionMeta,
@@ -25,10 +26,9 @@ from reporting.positions import (
     TradeVersion,
     live_valuation_date,
     mark_for,
-    state_from_json,
     state_to_json,
 )
-from reporting.selectors import FxTable
+from reporting.selectors import CHECKPOINT_COLUMNS, FxTable, stored_meta, stored_state
 
 FX_RATE_UNAVAILABLE = "no FX rate {currency}/{base} on or before {on}"
 
@@ -58,25 +58,16 @@ _HELD_COLUMNS = (
     " last_trade_time, last_trade_id, last_trade_version, last_trade_date, last_fill_price,"
     " trade_count"
 )
-_METHODS = {m.value: m for m in CostMethod}
 
 
 def _held(row: Sequence[Any]) -> tuple[Key, Held]:
     (pk, account, instrument, state, book, base, method, asset_class, currency) = row[:9]
     last_time, last_id, last_version, last_date, last_price, count = row[9:]
-    meta = PositionMeta(
-        book=book,
-        base_currency=base,
-        pnl_method=_METHODS[method],
-        asset_class=asset_class,
-        currency=currency,
-        last=(last_time, last_id, last_version),
-        last_trade_date=last_date,
-        last_fill_price=last_price,
-        trade_count=count,
-    )
-    data = state if isinstance(state, dict) else json.loads(state)
-    return (account, instrument), Held(pk, state_from_json(data), meta)
+    meta = stored_meta(
+        book, base, method, asset_class, currency, (last_time, last_id, last_version), last_date,
+        last_price, count,
+    )  # fmt: skip
+    return (account, instrument), Held(pk, stored_state(state), meta)
 
 
 def prices_record(prices: Sequence[PriceTick], now: datetime) -> None:
@@ -286,4 +277,55 @@ def positions_write(rows: Sequence[dict[str, Any]]) -> None:
         columns,
         (tuple(row.values()) for row in rows),
         on_conflict=f"(account, instrument) DO UPDATE SET {_set_excluded(columns[2:])}",
+    )
+
+
+_CHECKPOINT_COLUMNS = ("account", "instrument", *CHECKPOINT_COLUMNS, "created_at")
+
+
+def checkpoints_prune(kept: Mapping[Key, int]) -> None:
+    """Delete each position's checkpoints after its first ``kept[key]`` fills (0: all of them).
+
+    A position's checkpoints are always on its current live fills, so their counts and replay
+    keys rise together and "after the checkpoint a restatement starts from" is a count.
+    """
+    wanted = sorted(kept.items())
+    if not wanted:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM reporting_positioncheckpoint c"
+            " USING unnest(%s::text[], %s::text[], %s::int[]) AS k(account, instrument, kept)"
+            " WHERE c.account = k.account AND c.instrument = k.instrument"
+            " AND c.trade_count > k.kept",
+            [[k[0] for k, _ in wanted], [k[1] for k, _ in wanted], [n for _, n in wanted]],
+        )
+
+
+def checkpoints_write(checkpoints: Sequence[tuple[Key, Checkpoint]], now: datetime) -> None:
+    """Insert new checkpoints (one COPY); one already at the same count is a bug, and raises."""
+    if not checkpoints:
+        return
+    copy_insert(
+        "reporting_positioncheckpoint",
+        _CHECKPOINT_COLUMNS,
+        (
+            (
+                key[0],
+                key[1],
+                *c.meta.last,
+                c.meta.trade_count,
+                c.method.value,
+                json.dumps(state_to_json(c.state)),
+                c.meta.book,
+                c.meta.base_currency,
+                c.meta.pnl_method.value,
+                c.meta.asset_class,
+                c.meta.currency,
+                c.meta.last_trade_date,
+                c.meta.last_fill_price,
+                now,
+            )
+            for key, c in checkpoints
+        ),
     )

@@ -2,7 +2,8 @@
 
 Live tables (kept by ``consume_reporting``): ``PositionTrade`` holds the one version of each trade
 now in force, ``Position`` the position those versions add up to per (account, instrument) with
-its exact state and booked P&L; ``MarketPrice`` is the price history, ``LatestPrice`` and
+its exact state and booked P&L, ``PositionCheckpoint`` that state every 64 fills so a
+restatement need not start from flat; ``MarketPrice`` is the price history, ``LatestPrice`` and
 ``DailyClose`` the two views of it the stage and risk read. End of day (``run_eod``, Celery beat)
 writes ``PnlSnapshot`` and ``MarginSnapshot`` per business date, ``MarginCall`` when equity falls
 short, and ``EodRun`` to say which dates it has done. Trades, accounts and instruments are referred
@@ -70,8 +71,11 @@ class PositionTrade(models.Model):
             ),
         ]
         indexes = [
-            # Restating a position reads its live trades; end of day reads them up to a date.
-            models.Index(fields=["account", "instrument", "status"], name="rpt_trade_key_idx"),
+            # Restating a position reads its live trades after a checkpoint (a trade_time range);
+            # end of day reads them up to a date.
+            models.Index(
+                fields=["account", "instrument", "trade_time"], name="rpt_trade_key_time_idx"
+            ),
             models.Index(fields=["trade_date"], name="rpt_trade_date_idx"),
         ]
 
@@ -179,6 +183,60 @@ class Position(Booked):
 
     def __str__(self) -> str:
         return f"{self.account} {self.instrument} {self.quantity}"
+
+
+class PositionCheckpoint(models.Model):
+    """A live position's exact state after every ``reporting.positions.CHECKPOINT_EVERY``-th fill.
+
+    ``state`` and the meta columns are what the position was after its ``trade_count``-th live
+    fill in replay order, the fill whose replay key is ``trade_*``; ``fold_method`` is the cost
+    method it was folded under. A restatement starts from the latest checkpoint before the
+    earliest fill it changes and replaces every checkpoint after that one, so each checkpoint
+    always equals the fold from flat of the live fills up to it.
+    """
+
+    account = models.CharField(max_length=32)
+    instrument = models.CharField(max_length=12)
+    trade_time = models.DateTimeField()
+    # Byte order, as Python orders the trade ids of a replay key, whatever the database locale.
+    trade_id = models.CharField(max_length=64, db_collation="C")
+    trade_version = models.IntegerField()
+    trade_count = models.IntegerField()
+    fold_method = models.CharField(max_length=8, choices=PnlMethod.choices)
+    state = models.JSONField()
+    book = models.CharField(max_length=32)
+    base_currency = models.CharField(max_length=3)
+    pnl_method = models.CharField(max_length=8, choices=PnlMethod.choices)
+    asset_class = models.CharField(max_length=16)
+    currency = models.CharField(max_length=3)
+    last_trade_date = models.DateField()
+    last_fill_price = models.DecimalField(max_digits=20, decimal_places=8)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "instrument", "trade_count"], name="uniq_position_checkpoint"
+            ),
+            models.CheckConstraint(
+                condition=Q(trade_count__gte=1), name="position_checkpoint_has_trades"
+            ),
+            models.CheckConstraint(
+                condition=Q(fold_method__in=["FIFO", "AVERAGE"])
+                & Q(pnl_method__in=["FIFO", "AVERAGE"]),
+                name="position_checkpoint_methods",
+            ),
+        ]
+        indexes = [
+            # "The latest checkpoint of a position before a replay key" is one probe of this.
+            models.Index(
+                fields=["account", "instrument", "trade_time", "trade_id", "trade_version"],
+                name="position_checkpoint_key_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.instrument} after {self.trade_count} fills"
 
 
 class MarketPrice(models.Model):

@@ -6,10 +6,11 @@ positions it serves, so the stage never reads per message.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +28,18 @@ from reporting.models import (
     Position,
     PositionTrade,
 )
-from reporting.pnl import CostMethod
-from reporting.positions import Key, PriceTick, StoredTrade, TradeVersion, rate_to_base
+from reporting.pnl import CostMethod, PositionState
+from reporting.positions import (
+    Checkpoint,
+    Key,
+    PositionMeta,
+    PriceTick,
+    ReplayKey,
+    StoredTrade,
+    TradeVersion,
+    rate_to_base,
+    state_from_json,
+)
 from trades.models import Instrument
 from trades.selectors import fx_rates_on
 
@@ -58,11 +69,16 @@ def instrument_currencies(isins: Iterable[str]) -> dict[str, str]:
 
 def stored_trades(trade_ids: Iterable[str]) -> dict[str, StoredTrade]:
     rows = PositionTrade.objects.filter(trade_id__in=set(trade_ids)).values_list(
-        "trade_id", "version", "status", "account", "instrument"
+        "trade_id", "version", "status", "account", "instrument", "trade_time"
     )
     return {
-        trade_id: StoredTrade(version, status == PositionTrade.Status.LIVE, (account, instrument))
-        for trade_id, version, status, account, instrument in rows
+        trade_id: StoredTrade(
+            version,
+            status == PositionTrade.Status.LIVE,
+            (account, instrument),
+            (trade_time, trade_id, version),
+        )
+        for trade_id, version, status, account, instrument, trade_time in rows
     }
 
 
@@ -118,20 +134,128 @@ def _grouped(rows: Iterable[Sequence[Any]]) -> dict[Key, list[TradeVersion]]:
     return dict(grouped)
 
 
-def live_versions(keys: Iterable[Key]) -> dict[Key, list[TradeVersion]]:
-    """The live trade versions of each position in ``keys`` (one query)."""
+# Before every trade: the lower bound of a position read from flat.
+_FLAT: ReplayKey = (datetime(1, 1, 1, tzinfo=UTC), "", 0)
+
+
+def live_versions(
+    keys: Iterable[Key], after: Mapping[Key, ReplayKey] | None = None
+) -> dict[Key, list[TradeVersion]]:
+    """The live trade versions of each position in ``keys`` after its replay key in ``after``.
+
+    One query: a position without a bound in ``after`` is read whole. The bound's trade_time
+    serves the index range and the row comparison decides ties, in byte order as Python sorts.
+    """
+    bounds = after or {}
     wanted = sorted(set(keys))
     if not wanted:
         return {}
+    lower = [bounds.get(key, _FLAT) for key in wanted]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(f't.{c}' for c in _VERSION_COLUMNS)} FROM reporting_positiontrade t"
-            " JOIN unnest(%s::text[], %s::text[]) AS k(account, instrument)"
+            " JOIN unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::int[])"
+            " AS k(account, instrument, trade_time, trade_id, version)"
             " ON t.account = k.account AND t.instrument = k.instrument"
+            " AND t.trade_time >= k.trade_time"
+            ' AND (t.trade_time, t.trade_id COLLATE "C", t.version)'
+            ' > (k.trade_time, k.trade_id COLLATE "C", k.version)'
             " WHERE t.status = 'LIVE'",
-            [[a for a, _ in wanted], [i for _, i in wanted]],
+            [
+                [a for a, _ in wanted],
+                [i for _, i in wanted],
+                *([b[n] for b in lower] for n in range(3)),
+            ],
         )
         return _grouped(cursor.fetchall())
+
+
+# A checkpoint row after its key (account, instrument), in the order _checkpoint reads it.
+CHECKPOINT_COLUMNS = (
+    "trade_time",
+    "trade_id",
+    "trade_version",
+    "trade_count",
+    "fold_method",
+    "state",
+    "book",
+    "base_currency",
+    "pnl_method",
+    "asset_class",
+    "currency",
+    "last_trade_date",
+    "last_fill_price",
+)
+
+
+def checkpoints_before(points: Mapping[Key, ReplayKey]) -> dict[Key, Checkpoint]:
+    """Each position's latest checkpoint strictly before its replay key in ``points``.
+
+    One query, one index probe per position (``position_checkpoint_key_idx``, whose trade_id
+    is in byte order); positions with no checkpoint before their point are left out.
+    """
+    wanted = sorted(points.items())
+    if not wanted:
+        return {}
+    columns = ", ".join(f"c.{c}" for c in CHECKPOINT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT k.account, k.instrument, {columns}"
+            " FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::int[])"
+            " AS k(account, instrument, trade_time, trade_id, version)"
+            " CROSS JOIN LATERAL (SELECT * FROM reporting_positioncheckpoint c"
+            "  WHERE c.account = k.account AND c.instrument = k.instrument"
+            "  AND (c.trade_time, c.trade_id, c.trade_version)"
+            "   < (k.trade_time, k.trade_id, k.version)"
+            "  ORDER BY c.trade_time DESC, c.trade_id DESC, c.trade_version DESC LIMIT 1) c",
+            [
+                [key[0] for key, _ in wanted],
+                [key[1] for key, _ in wanted],
+                *([point[n] for _, point in wanted] for n in range(3)),
+            ],
+        )
+        return dict(_checkpoint(row) for row in cursor.fetchall())
+
+
+def _checkpoint(row: Sequence[Any]) -> tuple[Key, Checkpoint]:
+    account, instrument, trade_time, trade_id, version, count, fold_method, state = row[:8]
+    book, base, method, asset_class, currency, last_date, last_price = row[8:]
+    meta = stored_meta(
+        book, base, method, asset_class, currency, (trade_time, trade_id, version), last_date,
+        last_price, count,
+    )  # fmt: skip
+    return (account, instrument), Checkpoint(stored_state(state), meta, _METHODS[fold_method])
+
+
+def stored_meta(
+    book: str,
+    base_currency: str,
+    pnl_method: str,
+    asset_class: str,
+    currency: str,
+    last: ReplayKey,
+    last_trade_date: date,
+    last_fill_price: Decimal,
+    trade_count: int,
+) -> PositionMeta:
+    """A position's or a checkpoint's meta from its stored columns."""
+    return PositionMeta(
+        book=book,
+        base_currency=base_currency,
+        pnl_method=_METHODS[pnl_method],
+        asset_class=asset_class,
+        currency=currency,
+        last=last,
+        last_trade_date=last_trade_date,
+        last_fill_price=last_fill_price,
+        trade_count=trade_count,
+    )
+
+
+def stored_state(state: Any) -> PositionState:
+    """A stored exact state: JSONB arrives decoded, or as text from a raw cursor that has not
+    registered the type."""
+    return state_from_json(state if isinstance(state, dict) else json.loads(state))
 
 
 def versions_as_of(business_date: date) -> dict[Key, list[TradeVersion]]:

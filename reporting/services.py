@@ -21,6 +21,8 @@ from backoffice.money import quantize_money
 from reporting import eod, selectors
 from reporting.book import (
     Held,
+    checkpoints_prune,
+    checkpoints_write,
     lock_latest_prices,
     lock_positions,
     position_row,
@@ -31,16 +33,19 @@ from reporting.book import (
 from reporting.models import CollateralBalance, EodRun, MarginSnapshot, PnlSnapshot, Position
 from reporting.pnl import PositionState
 from reporting.positions import (
+    Checkpoint,
     Head,
     Key,
     Plan,
     PositionMeta,
     PriceTick,
+    ReplayKey,
     TradeVersion,
     accepted,
-    extend,
+    fold_on,
     plan,
-    rebuild,
+    refold,
+    resumable,
 )
 from reporting.selectors import FxTable
 
@@ -71,10 +76,12 @@ def positions_apply(
     Runs in the caller's transaction (the stage's batch). A trade version is applied only if it
     is newer than the one held, so replays and stale versions change nothing. A position whose
     new fills all come after its last one takes them incrementally; any other change (amend,
-    cancel, a late trade) restates it from the current versions, which is exact by
-    construction: the same fold from flat. Every touched position and every position in a
-    newly priced instrument is revalued at its instrument's latest price and translated at the
-    FX rate of its valuation date, with one rounding rule (``reporting.pnl.valuation``).
+    cancel, a late trade) restates it from its latest checkpoint before the earliest fill the
+    batch changes, folding on the live versions after it: exact by construction, the same fold
+    as from flat, since the fills up to the checkpoint are unchanged. Every touched position and
+    every position in a newly priced instrument is revalued at its instrument's latest price and
+    translated at the FX rate of its valuation date, with one rounding rule
+    (``reporting.pnl.valuation``).
     """
     prices_record(prices, now)
     stored = selectors.stored_trades(t.trade_id for t in trades)
@@ -90,7 +97,7 @@ def positions_apply(
     todo = plan(fresh, stored, heads)
     trades_record(fresh, now)
 
-    built, remarked = _built(todo, locked, priced)
+    built, remarked = _built(todo, locked, priced, now)
     live = {k: v for k, v in built.items() if v is not None}
     positions_write([position_row(k, s, m, marks, fx, now) for k, (s, m) in live.items()])
     gone = [locked[k].pk for k, v in built.items() if v is None and k in locked]
@@ -105,25 +112,66 @@ def positions_apply(
 
 
 def _built(
-    todo: Plan, locked: Mapping[Key, Held], priced: set[str]
+    todo: Plan, locked: Mapping[Key, Held], priced: set[str], now: datetime
 ) -> tuple[dict[Key, tuple[PositionState, PositionMeta] | None], int]:
-    """Each changed position's new state (None: no live trade left), and how many re-marks."""
+    """Each changed position's new state (None: no live trade left), and how many re-marks.
+
+    Appended and restated positions also get their checkpoints brought up to date: those after
+    the point a restatement starts from are replaced, new ones added every K fills.
+    """
     built: dict[Key, tuple[PositionState, PositionMeta] | None] = {}
+    checkpoints: list[tuple[Key, Checkpoint]] = []
+    # A new position starts with none, whatever an earlier position of the key left behind.
+    kept = {key: 0 for key in todo.append if key not in locked}
     for key, fills in todo.append.items():
         held = locked.get(key)
-        if held is None:
-            built[key] = extend(PositionState(currency=fills[0].currency), None, fills)
-        else:
-            built[key] = extend(held.state, held.meta, fills)
-    versions = selectors.live_versions(todo.restate)
-    for key in todo.restate:
-        built[key] = rebuild(versions.get(key, ()))
+        state, meta = (held.state, held.meta) if held else (PositionState(fills[0].currency), None)
+        state, meta, passed = fold_on(state, meta, fills, fills[-1].pnl_method)
+        assert meta is not None  # fills is never empty
+        built[key] = (state, meta)
+        checkpoints += [(key, c) for c in passed]
+    restated, passed_restating, starts = _restated(todo.restate)
+    built |= restated
+    checkpoints += passed_restating
+    checkpoints_prune(kept | starts)
+    checkpoints_write(checkpoints, now)
     remarked = 0
     for key, held in locked.items():
         if key not in built and key[1] in priced:
             built[key] = (held.state, held.meta)
             remarked += 1
     return built, remarked
+
+
+def _restated(
+    points: Mapping[Key, ReplayKey | None],
+) -> tuple[
+    dict[Key, tuple[PositionState, PositionMeta] | None],
+    list[tuple[Key, Checkpoint]],
+    dict[Key, int],
+]:
+    """Restate each position from its latest checkpoint before its point (``Plan.restate``).
+
+    Returns the positions, their new checkpoints, and how many fills each restatement started
+    from (the checkpoints to keep). Reads only the live versions after each start, in one query;
+    a second reads whole the few positions whose checkpoint was folded under a cost method the
+    position no longer ends under (a cancelled last fill can reveal an older method).
+    """
+    bases = selectors.checkpoints_before({k: p for k, p in points.items() if p is not None})
+    read = selectors.live_versions(points, after={k: b.meta.last for k, b in bases.items()})
+    after = {k: sorted(read.get(k, ()), key=lambda v: v.replay_key) for k in points}
+    refused = [k for k, b in bases.items() if not resumable(b, after[k])]
+    if refused:
+        after |= selectors.live_versions(refused)
+        for key in refused:
+            del bases[key]
+    built: dict[Key, tuple[PositionState, PositionMeta] | None] = {}
+    checkpoints: list[tuple[Key, Checkpoint]] = []
+    for key in points:
+        built[key], passed = refold(bases.get(key), after.get(key, ()))
+        checkpoints += [(key, c) for c in passed]
+    starts = {k: bases[k].meta.trade_count if k in bases else 0 for k in points}
+    return built, checkpoints, starts
 
 
 def collateral_set(
