@@ -1,14 +1,12 @@
-"""The slice of reference data settlement needs, as plain dicts, cached per process briefly.
+"""The slice of reference data settlement needs, as plain dicts, cached per process.
 
-Built from ``trades.selectors.reference_snapshot`` (seven queries); the hot paths (custodian
-statuses, statements) read it at most once a minute instead of once a batch. Reference data is
-loaded at deployment and rarely changes; ``reference_clear()`` forgets the cache (tests).
+Built from ``trades.selectors.reference_snapshot`` and kept until reference data changes
+(``trades.selectors.reference_cached``: one query to check), so the hot paths (custodian
+statuses, statements) do not rebuild it per batch and still see an edit at once.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,9 +14,7 @@ from types import MappingProxyType
 
 from settlement.policy import unit_price
 from trades.calendar import MarketCalendar
-from trades.selectors import reference_snapshot
-
-MAX_AGE_SECONDS = 60.0
+from trades.selectors import reference_cache_clear, reference_cached, reference_snapshot
 
 
 @dataclass(frozen=True)
@@ -39,44 +35,38 @@ class SettlementReference:
     calendars: Mapping[str, MarketCalendar]  # calendar code -> calendar
 
 
-_lock = threading.Lock()
-_cached: tuple[float, SettlementReference] | None = None
-
-
 def settlement_reference() -> SettlementReference:
-    """Reference data for settlement, at most ``MAX_AGE_SECONDS`` old."""
-    global _cached
-    with _lock:
-        if _cached is not None and time.monotonic() - _cached[0] < MAX_AGE_SECONDS:
-            return _cached[1]
-        snapshot = reference_snapshot()
-        reference = SettlementReference(
-            securities=MappingProxyType(
-                {
-                    isin: SecurityInfo(
-                        isin,
-                        i.currency,
-                        i.asset_class,
-                        i.csdr_class,
-                        i.market.mic,
-                        unit_price(i.asset_class, i.reference_price),
-                    )
-                    for isin, i in snapshot.instruments.items()
-                }
-            ),
-            custodian_accounts=MappingProxyType(
-                {code: a.custodian_account for code, a in snapshot.accounts.items()}
-            ),
-            calendar_of_market=MappingProxyType(
-                {mic: m.calendar_code for mic, m in snapshot.markets.items()}
-            ),
-            calendars=MappingProxyType({c.market: c for c in snapshot.calendars.values()}),
-        )
-        _cached = (time.monotonic(), reference)
-        return reference
+    """Reference data for settlement, cached per process until it changes (one query to check:
+    ``trades.selectors.reference_cached``)."""
+    return reference_cached("settlement", _settlement_reference)
+
+
+def _settlement_reference() -> SettlementReference:
+    snapshot = reference_snapshot()
+    return SettlementReference(
+        securities=MappingProxyType(
+            {
+                isin: SecurityInfo(
+                    isin,
+                    i.currency,
+                    i.asset_class,
+                    i.csdr_class,
+                    i.market.mic,
+                    unit_price(i.asset_class, i.reference_price),
+                )
+                for isin, i in snapshot.instruments.items()
+            }
+        ),
+        custodian_accounts=MappingProxyType(
+            {code: a.custodian_account for code, a in snapshot.accounts.items()}
+        ),
+        calendar_of_market=MappingProxyType(
+            {mic: m.calendar_code for mic, m in snapshot.markets.items()}
+        ),
+        calendars=MappingProxyType({c.market: c for c in snapshot.calendars.values()}),
+    )
 
 
 def reference_clear() -> None:
-    global _cached
-    with _lock:
-        _cached = None
+    """Forget the cached reference data (tests that change it behind the triggers' back)."""
+    reference_cache_clear()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.db import connection
@@ -71,7 +72,41 @@ class ReferenceSnapshot:
     calendars: Mapping[str, MarketCalendar]
 
 
+_cache: dict[str, tuple[tuple[object, ...], object]] = {}
+T = TypeVar("T")
+
+
+def reference_cached(name: str, build: Callable[[], T]) -> T:
+    """``build()``, kept per process until reference data changes (one query to check).
+
+    Keyed by the database and its committed reference version (``trades_reference_version``,
+    set anew by every statement that writes a reference table; see migration 0005). The version
+    is read before ``build`` reads the data, so a cached value is never older than its key says.
+    """
+    db = connection.settings_dict
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version FROM trades_reference_version")
+        row = cursor.fetchone()
+    key = (db["NAME"], db["HOST"], db["PORT"], row[0] if row else None)
+    held = _cache.get(name)
+    if held is not None and held[0] == key and row is not None:
+        return cast(T, held[1])
+    value = build()
+    _cache[name] = (key, value)
+    return value
+
+
+def reference_cache_clear() -> None:
+    _cache.clear()
+
+
 def reference_snapshot() -> ReferenceSnapshot:
+    """All reference data indexed by natural key: read-only, shared by every caller in the
+    process until the data changes (``reference_cached``)."""
+    return reference_cached("snapshot", _load_snapshot)
+
+
+def _load_snapshot() -> ReferenceSnapshot:
     """Load all reference data in seven queries and index it by natural key.
 
     Each calendar carries its loaded coverage, so a date past its holidays is refused
@@ -197,7 +232,12 @@ def fx_rates_on(as_of: date) -> Mapping[tuple[str, str], Decimal]:
 
 
 def capture_reference() -> CaptureReference:
-    """Reference data as capture's plain dataclasses (built from one ``reference_snapshot``)."""
+    """Reference data as capture's plain dataclasses (built from one ``reference_snapshot``;
+    cached like it)."""
+    return reference_cached("capture", _capture_reference)
+
+
+def _capture_reference() -> CaptureReference:
     snapshot = reference_snapshot()
     return CaptureReference(
         instruments={

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -13,7 +12,6 @@ from backoffice.streaming.envelope import Message, Outbound, Subscription
 from backoffice.streaming.store import Rejection, StageContext, StageResult
 from trades import selectors
 from trades.capture import (
-    CaptureReference,
     CaptureRejected,
     Decision,
     EnrichedTrade,
@@ -23,24 +21,12 @@ from trades.capture import (
 )
 from trades.services import Applied, Refused, trade_versions_record
 
-# Reference data changes rarely; re-reading it at most this often keeps per-batch cost flat.
-# An edit in the admin is seen by capture within this many seconds.
-REFERENCE_TTL_SECONDS = 30.0
-
-_reference: tuple[float, CaptureReference] | None = None
-
-
-def reference() -> CaptureReference:
-    global _reference
-    if _reference is None or time.monotonic() - _reference[0] > REFERENCE_TTL_SECONDS:
-        _reference = (time.monotonic(), selectors.capture_reference())
-    return _reference[1]
-
 
 def handle_capture(messages: Sequence[Message], ctx: StageContext) -> StageResult:
     """Capture a batch: enrich each trade, apply the versions that win, refuse the rest."""
     result = StageResult()
-    ref = reference()
+    # Cached per process until reference data changes: an edit is seen by the next batch.
+    ref = selectors.capture_reference()
     enriched: list[tuple[Message, EnrichedTrade]] = []
     for message in messages:
         try:

@@ -54,6 +54,7 @@ from trades.selectors import (
     fx_rate,
     fx_rates_on,
     market_calendar,
+    reference_cache_clear,
     reference_snapshot,
 )
 from trades.simulator import isin_is_valid
@@ -338,9 +339,8 @@ def capture(*payloads):
 
 
 def test_a_trade_whose_settle_date_falls_past_coverage_is_dead_lettered_with_what_to_load(
-    loaded, monkeypatch
+    loaded,
 ):
-    monkeypatch.setattr("trades.stage._reference", None)  # read the reference data just loaded
     outcome = capture(
         executed("T-INSIDE", date(2028, 12, 28)),  # Thu: T+1 is Fri 29 Dec, inside coverage
         executed("T-PAST", date(2028, 12, 29)),  # Fri: T+1 needs Mon 1 Jan 2029
@@ -360,9 +360,8 @@ def test_a_trade_whose_settle_date_falls_past_coverage_is_dead_lettered_with_wha
     assert OutboxEvent.objects.filter(topic="trades.captured").count() == 1
 
 
-def test_a_trade_past_coverage_that_carries_its_settle_date_is_captured(loaded, monkeypatch):
+def test_a_trade_past_coverage_that_carries_its_settle_date_is_captured(loaded):
     # Capture computes nothing from the calendar then; compliance judges the given date.
-    monkeypatch.setattr("trades.stage._reference", None)
     outcome = capture(executed("T-GIVEN", date(2028, 12, 29), settle_date="2029-01-02"))
     assert (outcome.applied, outcome.dead_lettered) == (1, 0)
     assert TradeVersion.objects.get().settle_date == date(2029, 1, 2)
@@ -405,8 +404,11 @@ def test_fx_rates_on_a_date_give_every_pair_at_its_latest_close(loaded):
 def test_the_reference_snapshot_is_seven_queries_and_then_plain_lookups(
     loaded, django_assert_num_queries
 ):
-    with django_assert_num_queries(7):
+    reference_cache_clear()
+    with django_assert_num_queries(1 + 7):  # the reference version, then the data
         snapshot = reference_snapshot()
+    with django_assert_num_queries(1):  # unchanged since: the version alone
+        assert reference_snapshot() is snapshot
     with django_assert_num_queries(0):
         apple = snapshot.instruments["US0378331005"]
         assert apple.market.mic == "XNAS"

@@ -23,10 +23,12 @@ from core import clock
 from trades.selectors import reference_snapshot
 
 TRADE_ID = re.compile(rb'"trade_id":\s*"([^"]+)"')
-# The whole-day pass publishes in chunks, each once no stage is more than the window behind: a
-# few batches of work queued per stage, so none idles and none runs far ahead.
+# The whole-day pass publishes in chunks, each once no stage is more than the window behind:
+# enough queued that every stage works in full batches (with 2,000 the stages waited on each
+# other and the pass measured latency, about 530 trades/s against 1,300 at full push), and no
+# stage more than 2 % of a 1,000,000-trade day ahead of another.
 DAY_CHUNK = 500
-DAY_WINDOW = 2_000
+DAY_WINDOW = 20_000
 
 
 class Command(BaseCommand):
