@@ -3,9 +3,12 @@ the docs section it rewrites. The benchmark itself is ``make bench``, never a te
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
+
+import pytest
 
 from backoffice import bench
 
@@ -115,3 +118,13 @@ def test_extra_passes_are_listed_in_the_summary_and_the_json() -> None:
     data = json.loads(bench.to_json(result))
     assert data["day"]["slice_rates"][-1] == 1275.0
     assert data["sweep"][0]["partitions"] == 16
+
+
+def test_open_loop_rates_are_positive_numbers_or_a_clear_error() -> None:
+    from backoffice.streaming.management.commands.bench import _rates
+
+    assert _rates("1000, 2000") == [1000.0, 2000.0]
+    assert _rates("") == []  # no open-loop pass
+    for bad in ("1000,abc", "0", "-5", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="comma-separated positive numbers"):
+            _rates(bad)

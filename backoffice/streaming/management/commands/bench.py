@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import time
@@ -31,6 +32,26 @@ DAY_CHUNK = 500
 DAY_WINDOW = 20_000
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _rates(text: str) -> list[float]:
+    """'1000,2000' -> [1000.0, 2000.0]; '' -> [] (no open-loop pass)."""
+    try:
+        return [_positive(part.strip()) for part in text.split(",") if part.strip()]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(
+            f"{error}: give trades/s as comma-separated positive numbers, e.g. 1000,2000"
+        ) from None
+
+
 class Command(BaseCommand):
     help = "Benchmark the pipeline end to end against this machine's raw ceilings"
 
@@ -51,10 +72,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--open-loop-rates",
-            default="1000,2000",
+            type=_rates,
+            default=[1000.0, 2000.0],
             help="trades/s offered in the open-loop passes, comma-separated ('' skips them)",
         )
-        parser.add_argument("--open-loop-seconds", type=float, default=30.0)
+        parser.add_argument("--open-loop-seconds", type=_positive, default=30.0)
         parser.add_argument(
             "--day-trades",
             type=int,
@@ -169,7 +191,7 @@ class Command(BaseCommand):
         later business day than every pass before it (so no pass restates another's positions)."""
         day = 3
         timeout = options["timeout"]
-        rates = [float(r) for r in options["open_loop_rates"].split(",") if r.strip()]
+        rates: list[float] = options["open_loop_rates"]
         if only in (None, "open-loop"):
             for rate in rates:
                 trades = max(1, round(rate * options["open_loop_seconds"]))
