@@ -48,22 +48,11 @@ STAGE_INPUTS: dict[str, list[str]] = {
 }
 
 
-def stage_behind(stage: str) -> int:
-    """Messages on the stage's input topics its group has not applied yet (from PostgreSQL's
-    offsets; a partition the group has never touched counts from 0, so a stage that has not
-    started is behind, never falsely done)."""
-    physical = [topics.topic(t) for t in STAGE_INPUTS[stage]]
-    ends = end_offsets(physical)
-    stored = {
-        (o.topic, o.partition): o.next_offset
-        for o in ConsumerOffset.objects.filter(group=topics.group(stage))
-    }
-    return sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
-
-
 class Backlog:
-    """How many messages each stage has yet to apply, read with one long-lived client: a fresh
-    client per read (``stage_behind``) costs more than the read when it is asked every second."""
+    """How many messages each stage has yet to apply: its inputs' end offsets less its group's
+    offsets in PostgreSQL (a partition the group has never touched counts from 0, so a stage
+    that has not started is behind, never falsely done). One long-lived client: a fresh one per
+    read costs more than the read, which the bench asks several times a second."""
 
     def __init__(self, stages: list[str]):
         self.stages = stages
@@ -598,14 +587,21 @@ def summary_lines(result: BenchResult) -> list[str]:
         f"writes per trade in the concurrent pass: {write_line(result)}",
         f"records produced per trade: {result.messages_per_trade:.2f} (transaction markers included)",
         f"SQL statements per trade: {statements_text(result)}",
-        *[f"open loop: {open_loop_text(f)}" for f in result.open_loop],
-        *([f"day: {day_text(result.day)}"] if result.day else []),
-        *[f"sweep: {sweep_text(f)}" for f in result.sweep],
+        *extra_lines(result),
         f"ceiling kafka-python produce->consume: {result.kafka_ceiling_rate:,.0f} msg/s",
         f"ceiling PostgreSQL COPY: {result.postgres_copy_rate:,.0f} rows/s",
         f"pipeline / kafka ceiling: {result.ratio_to_ceiling:.0%}",
     ]
     return lines
+
+
+def extra_lines(result: BenchResult) -> list[str]:
+    """The open-loop, whole-day and sweep figures, one line each."""
+    return [
+        *[f"open loop: {open_loop_text(f)}" for f in result.open_loop],
+        *([f"day: {day_text(result.day)}"] if result.day else []),
+        *[f"sweep: {sweep_text(f)}" for f in result.sweep],
+    ]
 
 
 def statements_text(result: BenchResult) -> str:
@@ -708,9 +704,6 @@ class PipelineRun:
 
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
-
-    def stage_pids(self, stage: str) -> list[int]:
-        return [p.pid for n, p in self.processes.items() if n == stage or n.startswith(f"{stage}-")]
 
     def stop_one(self, name: str) -> float:
         """Stop one process (SIGTERM: it finishes its batch); its peak RSS in MB."""

@@ -313,14 +313,6 @@ def meta_after(meta: PositionMeta | None, fills: Sequence[TradeVersion]) -> Posi
     )
 
 
-def extend(
-    state: PositionState, meta: PositionMeta | None, fills: Sequence[TradeVersion]
-) -> tuple[PositionState, PositionMeta]:
-    """Apply ``fills`` (in replay order, all after ``meta.last``) under the last one's method."""
-    new_meta = meta_after(meta, fills)
-    return fold(state, fills, new_meta.pnl_method), new_meta
-
-
 def rebuild(versions: Iterable[TradeVersion]) -> tuple[PositionState, PositionMeta] | None:
     """The position of exactly these live versions, from flat; None when there are none."""
     ordered = sorted(versions, key=lambda v: v.replay_key)
@@ -391,15 +383,15 @@ def resumable(base: Checkpoint, after: Sequence[TradeVersion]) -> bool:
 
 
 def refold(
-    base: Checkpoint | None, after: Iterable[TradeVersion], every: int = CHECKPOINT_EVERY
+    base: Checkpoint | None, ordered: Sequence[TradeVersion], every: int = CHECKPOINT_EVERY
 ) -> tuple[tuple[PositionState, PositionMeta] | None, list[Checkpoint]]:
-    """Restate a position from ``base`` (None: from flat) and its live versions after it.
+    """Restate a position from ``base`` (None: from flat) and its live versions after it, in
+    replay order.
 
     The result is :func:`rebuild` of every live version, digit for digit, when ``base`` is a
     checkpoint of the same live fills and :func:`resumable`; the checkpoints are those a fold
     from flat would write after ``base``. None when the position has no live fill left.
     """
-    ordered = sorted(after, key=lambda v: v.replay_key)
     if base is None:
         if not ordered:
             return None, []
@@ -409,16 +401,6 @@ def refold(
     state, new_meta, checkpoints = fold_on(start, meta, ordered, method, every)
     assert new_meta is not None  # a base or at least one fill
     return (state, new_meta), checkpoints
-
-
-def checkpoint_before(
-    checkpoints: Iterable[Checkpoint], point: ReplayKey | None
-) -> Checkpoint | None:
-    """The latest of a position's checkpoints strictly before ``point`` (None: from flat)."""
-    if point is None:
-        return None
-    before = [c for c in checkpoints if c.meta.last < point]
-    return max(before, key=lambda c: c.meta.trade_count, default=None)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,8 @@ _FLAT: ReplayKey = (datetime(1, 1, 1, tzinfo=UTC), "", 0)
 def live_versions(
     keys: Iterable[Key], after: Mapping[Key, ReplayKey] | None = None
 ) -> dict[Key, list[TradeVersion]]:
-    """The live trade versions of each position in ``keys`` after its replay key in ``after``.
+    """The live trade versions of each position in ``keys`` after its replay key in ``after``,
+    in replay order.
 
     One query: a position without a bound in ``after`` is read whole. The bound's trade_time
     serves the index range and the row comparison decides ties, in byte order as Python sorts.
@@ -160,7 +161,8 @@ def live_versions(
             " AND t.trade_time >= k.trade_time"
             ' AND (t.trade_time, t.trade_id COLLATE "C", t.version)'
             ' > (k.trade_time, k.trade_id COLLATE "C", k.version)'
-            " WHERE t.status = 'LIVE'",
+            " WHERE t.status = 'LIVE'"
+            ' ORDER BY t.trade_time, t.trade_id COLLATE "C", t.version',
             [
                 [a for a, _ in wanted],
                 [i for _, i in wanted],

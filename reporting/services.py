@@ -159,7 +159,7 @@ def _restated(
     """
     bases = selectors.checkpoints_before({k: p for k, p in points.items() if p is not None})
     read = selectors.live_versions(points, after={k: b.meta.last for k, b in bases.items()})
-    after = {k: sorted(read.get(k, ()), key=lambda v: v.replay_key) for k in points}
+    after = {k: read.get(k, []) for k in points}
     refused = [k for k, b in bases.items() if not resumable(b, after[k])]
     if refused:
         after |= selectors.live_versions(refused)

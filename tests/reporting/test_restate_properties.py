@@ -1,12 +1,13 @@
 """Restating from a checkpoint is rebuilding from flat, digit for digit (hypothesis, pure layer).
 
-A small in-memory book drives ``plan``, ``fold_on``, ``checkpoint_before``, ``resumable`` and
-``refold`` the way ``services.positions_apply`` drives them against PostgreSQL, with a checkpoint
-every 3 fills so that short random histories cross many of them.
+A small in-memory book drives ``plan``, ``fold_on``, ``resumable`` and ``refold`` the way
+``services.positions_apply`` drives them against PostgreSQL, with a checkpoint every 3 fills so
+that short random histories cross many of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -24,7 +25,6 @@ from reporting.positions import (
     StoredTrade,
     TradeVersion,
     accepted,
-    checkpoint_before,
     fold_on,
     meta_after,
     plan,
@@ -39,6 +39,17 @@ T0 = datetime(2024, 12, 20, 14, 0, tzinfo=UTC)
 ACCOUNTS = ("ACC-0001", "ACC-0002")
 # Mixed case and punctuation: ties on trade_time are broken by trade_id in byte order.
 IDS = ("a", "B", "c-1", "C_2", "d", "E", "f.3", "G")
+
+
+def checkpoint_before(
+    checkpoints: Iterable[Checkpoint], point: tuple[datetime, str, int] | None
+) -> Checkpoint | None:
+    """The latest checkpoint strictly before ``point`` (None: from flat): what
+    ``selectors.checkpoints_before`` reads from PostgreSQL."""
+    if point is None:
+        return None
+    before = [c for c in checkpoints if c.meta.last < point]
+    return max(before, key=lambda c: c.meta.trade_count, default=None)
 
 
 class MemoryBook:

@@ -120,12 +120,8 @@ class Command(BaseCommand):
                 started_at=clock.now().isoformat(timespec="seconds"),
             )
             self._extra_passes(result, run, stages, options, only=options["only"])
-            for f in result.open_loop:
-                self.stdout.write(f"open loop: {bench.open_loop_text(f)}")
-            if result.day:
-                self.stdout.write(f"day: {bench.day_text(result.day)}")
-            for cell in result.sweep:
-                self.stdout.write(f"sweep: {bench.sweep_text(cell)}")
+            for line in bench.extra_lines(result):
+                self.stdout.write(line)
             return
         keys, values = self._messages(run)
         result = bench.BenchResult(
@@ -465,23 +461,29 @@ class Command(BaseCommand):
         it are done, the outbox is empty, and its group's offsets reach its inputs' end offsets."""
         done: dict[str, float] = {}
         deadline = time.monotonic() + timeout
-        while len(done) < len(stages):
-            for stage in stages:
-                earlier = stages[: stages.index(stage)]
-                if (
-                    stage not in done
-                    and all(s in done for s in earlier)
-                    and (not earlier or outbox_backlog() == 0)
-                    and bench.stage_behind(stage) == 0
-                ):
-                    done[stage] = time.monotonic()  # compared with run.publish_started
-            if time.monotonic() > deadline:
-                behind = {s: bench.stage_behind(s) for s in stages if s not in done}
-                raise CommandError(
-                    f"stages not done after {timeout:.0f}s: behind {behind}, outbox {outbox_backlog()}"
-                    f" (logs in {run.out_dir})"
-                )
-            time.sleep(0.2)
+        backlog = bench.Backlog(stages)
+        try:
+            while len(done) < len(stages):
+                for stage in stages:
+                    earlier = stages[: stages.index(stage)]
+                    # In this order: the outbox is read empty after the stage before is done, and
+                    # the stage's backlog after that, so nothing is still on its way to it.
+                    if (
+                        stage not in done
+                        and all(s in done for s in earlier)
+                        and (not earlier or outbox_backlog() == 0)
+                        and backlog.behind()[stage] == 0
+                    ):
+                        done[stage] = time.monotonic()  # compared with run.publish_started
+                if time.monotonic() > deadline:
+                    behind = {s: n for s, n in backlog.behind().items() if s not in done}
+                    raise CommandError(
+                        f"stages not done after {timeout:.0f}s: behind {behind},"
+                        f" outbox {outbox_backlog()} (logs in {run.out_dir})"
+                    )
+                time.sleep(0.2)
+        finally:
+            backlog.close()
         return done
 
     def _figures(
