@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
@@ -98,11 +98,15 @@ class InstructionOutput(serializers.ModelSerializer[Instruction]):
 
 
 class InstructionDetailOutput(InstructionOutput):
-    obligation_ids = serializers.ListField(child=serializers.CharField())
+    obligation_ids = serializers.SerializerMethodField()
     chain = serializers.SerializerMethodField()
 
     class Meta(InstructionOutput.Meta):
         fields = (*InstructionOutput.Meta.fields, "obligation_ids", "chain")
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_obligation_ids(self, obj: Instruction) -> list[str]:
+        return selectors.instruction_obligation_ids(obj)
 
     @extend_schema(responses=InstructionOutput(many=True))
     def get_chain(self, obj: Instruction) -> list[dict[str, Any]]:

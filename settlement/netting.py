@@ -336,6 +336,17 @@ def _chains(
     return chains
 
 
+def _pending(latest: Instruction | None, settled_ids: frozenset[str]) -> Instruction | None:
+    """The latest version when it still has something to settle (not settled, not a CANCEL)."""
+    if (
+        latest is None
+        or latest.kind is InstructionKind.CANCEL
+        or latest.instruction_id in settled_ids
+    ):
+        return None
+    return latest
+
+
 def _next_version(
     key: NettingKey,
     chain: _Chain,
@@ -344,28 +355,70 @@ def _next_version(
     partials: Partials = _NO_PARTIALS,
 ) -> Instruction | None:
     """The instruction (if any) that brings the key from its chain state to ``target``."""
-    residual_q = target.quantity - chain.settled_quantity
-    residual_c = target.cash - chain.settled_cash
-    latest = chain.latest
-    pending = (
-        latest
-        if latest is not None
-        and latest.kind is not InstructionKind.CANCEL
-        and latest.instruction_id not in settled_ids
+    pending = _pending(chain.latest, settled_ids)
+    head = (
+        ChainHead(chain.latest, chain.settled_quantity, chain.settled_cash, chain.any_settled)
+        if chain.latest is not None
         else None
     )
+    return next_version(
+        key,
+        head,
+        ChainTarget(
+            target.quantity,
+            target.cash,
+            pending is not None and pending.obligation_ids != target.obligation_ids,
+            target.obligation_ids,
+        ),
+        settled_ids,
+        partials,
+    )
+
+
+@dataclass(frozen=True)
+class ChainTarget:
+    """What a key's obligations in force add up to: the signed net, whether its membership
+    changed since the latest version (a change the next version must instruct even if the
+    amounts are the same), and the obligation ids, which only the pure ``renet`` carries."""
+
+    quantity: Decimal
+    cash: Decimal
+    members_changed: bool
+    obligation_ids: tuple[str, ...] = ()
+
+
+def next_version(
+    key: NettingKey,
+    head: ChainHead | None,
+    target: ChainTarget,
+    settled_instruction_ids: Iterable[str] = (),
+    partially_settled: Partials = _NO_PARTIALS,
+) -> Instruction | None:
+    """The version (if any) that brings one key from its folded history to ``target``.
+
+    The one decision ``renet`` makes per key, from state a caller may keep by delta (a running
+    net and a membership flag) instead of the key's obligations. ``settled_instruction_ids`` and
+    ``partially_settled`` need to name only the latest version. Guarantee: as ``renet``.
+    """
+    settled_ids = frozenset(settled_instruction_ids)
+    latest = head.latest if head is not None else None
+    settled_q = head.settled_quantity if head is not None else ZERO
+    settled_c = head.settled_cash if head is not None else ZERO
+    residual_q = target.quantity - settled_q
+    residual_c = target.cash - settled_c
+    pending = _pending(latest, settled_ids)
     flat = residual_q == ZERO and residual_c == ZERO
-    if pending is not None:
-        done_q, done_c = partials.get(pending.instruction_id, (ZERO, ZERO))
-        remaining = (pending.net_quantity - done_q, pending.net_cash - done_c)
-        if (remaining, pending.obligation_ids) == ((residual_q, residual_c), target.obligation_ids):
+    if pending is not None and not target.members_changed:
+        done_q, done_c = partially_settled.get(pending.instruction_id, (ZERO, ZERO))
+        if (pending.net_quantity - done_q, pending.net_cash - done_c) == (residual_q, residual_c):
             return None  # already instructed exactly: idempotent re-run
     if pending is None and flat:
         return None
     if flat:
         kind = InstructionKind.CANCEL
     else:
-        kind = InstructionKind.CORRECTING if chain.any_settled else InstructionKind.NET
+        any_settled = head is not None and head.any_settled
+        kind = InstructionKind.CORRECTING if any_settled else InstructionKind.NET
     version = 1 if latest is None else latest.version + 1
     return Instruction(
         instruction_id=instruction_id(key, version),

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
 from backoffice.audit.models import AuditEntry
 from settlement import fails as pure_fails
 from settlement.models import (
     Break,
+    ChainMember,
     Fail,
     FailPenalty,
     Instruction,
@@ -51,6 +53,40 @@ def instructions_list(
 
 def instruction_get(instruction_id: str) -> Instruction | None:
     return Instruction.objects.filter(instruction_id=instruction_id).first()
+
+
+def _nets(version: Any) -> Q:
+    """Members whose interval covers ``version`` (a number or an ``OuterRef``)."""
+    return Q(joined_version__lte=version) & (
+        Q(left_version__isnull=True) | Q(left_version__gt=version)
+    )
+
+
+def instruction_obligation_ids(instruction: Instruction) -> list[str]:
+    """The obligations (trade ids) ``instruction``'s version nets, in code-point order."""
+    members = ChainMember.objects.filter(_nets(instruction.version), chain_id=instruction.chain_id)
+    return sorted(members.values_list("trade_id", flat=True))
+
+
+def instructions_netting(trade_id: str) -> QuerySet[Instruction]:
+    """Every version that nets ``trade_id``'s obligation (one query: the trade's chains by the
+    members' trade index, their versions by the chain's, each checked against the interval)."""
+    mine = ChainMember.objects.filter(trade_id=trade_id)
+    return Instruction.objects.filter(
+        Exists(mine.filter(_nets(OuterRef("version")), chain_id=OuterRef("chain_id"))),
+        chain_id__in=mine.values("chain_id"),
+    )
+
+
+def obligations_netted() -> Subquery:
+    """How many obligations an instruction row's version nets (to annotate instructions)."""
+    return Subquery(
+        ChainMember.objects.filter(_nets(OuterRef("version")), chain_id=OuterRef("chain_id"))
+        .order_by()
+        .values("chain_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
 
 
 def netting_ratios(*, date_from: date, date_to: date) -> list[NettingRatio]:

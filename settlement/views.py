@@ -378,17 +378,18 @@ def breaks_card(request: HttpRequest) -> DashboardCard | None:
 
 
 # --- the trade timeline ------------------------------------------------------------------------
-# Instructions net many trades: the trade's obligation id (= its trade id) is in each version's
-# ``obligation_ids``. The source is one query, whatever the number of versions: the trade's
-# obligation rides along as subqueries on each instruction row.
+# Instructions net many trades: the chain's membership intervals say which versions net the
+# trade's obligation (``selectors.instructions_netting``); the trade's obligation rides along as
+# subqueries on each instruction row.
 
 
 def settlement_items(trade_id: str) -> list[TimelineItem]:
     """The trade's obligation, each instruction version netting it, and each one's last status."""
     obligation = Obligation.objects.filter(trade_id=trade_id)
     rows = list(
-        Instruction.objects.filter(obligation_ids__contains=[trade_id])
+        selectors.instructions_netting(trade_id)
         .annotate(
+            obligation_count=selectors.obligations_netted(),
             ob_at=Subquery(obligation.values("updated_at")[:1]),
             ob_version=Subquery(obligation.values("trade_version")[:1]),
             ob_status=Subquery(obligation.values("status")[:1]),
@@ -410,15 +411,15 @@ def settlement_items(trade_id: str) -> list[TimelineItem]:
         )
     link = reverse("settlement-ui-instructions")
     for ins in rows:
-        items.extend(_instruction_items(ins, link))
+        items.extend(_instruction_items(ins, ins.obligation_count, link))
     return items
 
 
-def _instruction_items(ins: Instruction, link: str) -> list[TimelineItem]:
+def _instruction_items(ins: Instruction, obligations: int, link: str) -> list[TimelineItem]:
     detail = (
         f"{ins.instruction_id}: net {display_number(ins.net_quantity)} {ins.instrument}, "
         f"{display_money(ins.net_cash, ins.currency)} {ins.currency}, "
-        f"settles {ins.settle_date.isoformat()} ({len(ins.obligation_ids)} obligations)"
+        f"settles {ins.settle_date.isoformat()} ({obligations} obligations)"
     )
     items = [
         TimelineItem(

@@ -1,8 +1,9 @@
 """Settlement tables (re-exported so Django finds them).
 
 ``instructions`` holds obligations, instruction versions, the settled-movement ledger and
-payments; ``fails`` the fails and their daily penalties; ``breaks`` reconciliation runs and
-breaks; ``custodian`` the custodian simulator's own state (it is a stand-in for an external
+payments; ``chains`` each netting key's running head and which versions net which obligations;
+``fails`` the fails and their daily penalties; ``breaks`` reconciliation runs and breaks;
+``custodian`` the custodian simulator's own state (it is a stand-in for an external
 system, so it shares nothing with the internal books but the database).
 """
 
@@ -14,6 +15,7 @@ from settlement.models.breaks import (
     BreakStatus,
     ReconciliationRun,
 )
+from settlement.models.chains import ChainMember, NettingChain
 from settlement.models.custodian import (
     CustodianDay,
     CustodianInstruction,
@@ -37,6 +39,7 @@ __all__ = [
     "BreakComment",
     "BreakCorrection",
     "BreakStatus",
+    "ChainMember",
     "CustodianDay",
     "CustodianInstruction",
     "CustodianMovement",
@@ -47,6 +50,7 @@ __all__ = [
     "Instruction",
     "InstructionKind",
     "InstructionStatus",
+    "NettingChain",
     "Obligation",
     "Payment",
     "ReconciliationRun",

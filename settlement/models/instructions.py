@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
@@ -126,7 +125,6 @@ class Instruction(models.Model):
     net_cash = models.DecimalField(max_digits=DIGITS, decimal_places=MONEY_PLACES)
     settled_quantity = models.DecimalField(max_digits=DIGITS, decimal_places=QTY_PLACES, default=0)
     settled_cash = models.DecimalField(max_digits=DIGITS, decimal_places=MONEY_PLACES, default=0)
-    obligation_ids = ArrayField(models.CharField(max_length=64))
     supersedes = models.CharField(max_length=40, blank=True)
     superseded_by = models.CharField(max_length=40, blank=True)
     # The counterparty's standing settlement instruction, as the trades carried it.

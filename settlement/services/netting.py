@@ -18,8 +18,11 @@ from django.db import connection
 
 from backoffice.streaming.envelope import Message
 from backoffice.streaming.store import Rejection
+from core.locks import lock_keys
 from settlement import netting
 from settlement.models import Obligation
+from settlement.services import chains
+from settlement.services.renet import lock_chains
 
 INVALID_OBLIGATION = "InvalidObligation"
 
@@ -82,32 +85,111 @@ def obligations_apply(
         except ValueError as error:
             rejections.append(Rejection(message, INVALID_OBLIGATION, str(error)))
             continue
-        held = newest.get(row.obligation.trade_id)
-        if held is None or held[1].obligation.trade_version < row.obligation.trade_version:
+        seen = newest.get(row.obligation.trade_id)
+        if seen is None or seen[1].obligation.trade_version < row.obligation.trade_version:
             newest[row.obligation.trade_id] = (message, row)
-    held_rows = _lock_held(list(newest))
+    # One trade at a time across consumers: an amendment can move a trade to another account,
+    # whose partition another consumer reads, and the move must see the version it replaces.
+    lock_keys(f"obligation:{trade_id}" for trade_id in newest)
+    held = _lock_held(list(newest))
     fresh = [
         row
         for trade_id, (_, row) in newest.items()
-        if trade_id not in held_rows or held_rows[trade_id][0] < row.obligation.trade_version
+        if trade_id not in held or held[trade_id].version < row.obligation.trade_version
     ]
+    chain_ids = {h.chain_id for h in held.values()}
+    chain_ids |= {netting.chain_id(r.obligation.key) for r in fresh}
+    lock_chains(chain_ids)
     applied = _upsert(fresh, now)
-    changed = {held_rows[t][1] for t in applied if t in held_rows}
+    moves = [
+        chains.Move(
+            r.obligation.trade_id,
+            held[r.obligation.trade_id].side if r.obligation.trade_id in held else None,
+            None if r.cancelled else _side(r),
+        )
+        for r in fresh
+        if r.obligation.trade_id in applied
+    ]
+    chains.chains_move(moves, now)
+    changed = {h.chain_id for t, h in held.items() if t in applied}
     changed |= {
         netting.chain_id(r.obligation.key) for r in fresh if r.obligation.trade_id in applied
     }
     return changed, rejections
 
 
-def _lock_held(trade_ids: list[str]) -> dict[str, tuple[int, str]]:
+@dataclass(frozen=True)
+class _Held:
+    version: int
+    chain_id: str
+    side: chains.Side | None  # None when the held version is a cancellation
+
+
+def _side(row: _Row) -> chains.Side:
+    ob = row.obligation
+    ssi = row.ssi or {}
+    return chains.Side(
+        netting.chain_id(ob.key),
+        ob.key,
+        ob.signed_quantity,
+        ob.signed_cash,
+        (
+            row.asset_class,
+            row.csdr_class,
+            row.market,
+            ssi.get("custodian_bic", ""),
+            ssi.get("safekeeping_account", ""),
+            ssi.get("cash_account", ""),
+        ),
+    )
+
+
+_HELD_COLUMNS = (
+    "trade_id",
+    "trade_version",
+    "status",
+    "chain_id",
+    "account",
+    "counterparty",
+    "instrument",
+    "settle_date",
+    "currency",
+    "payment_type",
+    "side",
+    "quantity",
+    "cash_amount",
+    "asset_class",
+    "csdr_class",
+    "market",
+    "ssi_custodian_bic",
+    "ssi_safekeeping_account",
+    "ssi_cash_account",
+)
+
+
+def _lock_held(trade_ids: list[str]) -> dict[str, _Held]:
     if not trade_ids:
         return {}
     rows = (
         Obligation.objects.select_for_update()
         .filter(trade_id__in=trade_ids)
-        .values_list("trade_id", "trade_version", "chain_id")
+        .values_list(*_HELD_COLUMNS)
     )
-    return {t: (v, c) for t, v, c in rows}
+    held = {}
+    for trade_id, version, status, chain_id, *rest in rows:
+        acc, cpty, isin, sd, ccy, pt, side, quantity, cash, a, c, m, b, s, k = rest
+        side_of = None
+        if status == Obligation.Status.ACTIVE:
+            sign = 1 if side == netting.Side.BUY else -1
+            side_of = chains.Side(
+                chain_id,
+                netting.NettingKey(acc, cpty, isin, sd, ccy, netting.PaymentType(pt)),
+                sign * quantity,
+                -sign * cash,
+                (a, c, m, b, s, k),
+            )
+        held[trade_id] = _Held(version, chain_id, side_of)
+    return held
 
 
 _UPSERT = """

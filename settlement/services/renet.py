@@ -1,17 +1,18 @@
 """Re-netting chains and instructing their new versions (bulk, per batch).
 
 Each netting key is a chain of instruction versions (``settlement.netting``). After obligations
-or settled amounts change, the affected chains are re-netted together: their obligations, their
-latest versions and what settled on them are read in one query each (a chain's history is
-folded by the database, not shipped), ``netting.renet_heads`` decides the new versions, which
-are written INSTRUCTED and returned as the events that send them.
+or settled amounts change, the affected chains are re-netted together from their heads
+(``settlement.services.chains`` keeps each chain's net, membership flag and settled totals by
+delta) and their latest versions, read in one query however long the chains have grown;
+``netting.next_version`` decides the new versions, which are written INSTRUCTED and returned as
+the events that send them.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from backoffice.streaming.envelope import Outbound
 from core.locks import lock_keys
 from settlement import netting
 from settlement.models import Instruction
+from settlement.services.chains import chains_instructed
 
 ZERO = Decimal(0)
 INSTRUCTIONS_SCHEMA = "settlement.instructions"
@@ -65,90 +67,69 @@ class _Reference:
     ssi_cash_account: str
 
 
-@dataclass
-class _Chains:
-    """The chains' current obligations and folded instruction histories, read in three queries;
-    ``settled`` and ``partial`` name the latest versions that settled in full or in part."""
+@dataclass(frozen=True)
+class _Chain:
+    """A chain's head row and its latest version, as re-netting reads them."""
 
-    obligations: list[netting.Obligation] = field(default_factory=list)
-    heads: dict[netting.NettingKey, netting.ChainHead] = field(default_factory=dict)
-    settled: set[str] = field(default_factory=set)
-    partial: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
-    references: dict[str, _Reference] = field(default_factory=dict)
+    key: netting.NettingKey
+    head: netting.ChainHead | None
+    target: netting.ChainTarget
+    obligations: int
+    settled: frozenset[str]
+    partial: dict[str, tuple[Decimal, Decimal]]
+    reference: _Reference
 
 
 # Arrays, not IN lists: a batch may touch thousands of chains, and a statement with thousands
-# of parameters costs more to build and parse than to run.
-_OBLIGATIONS = """
-SELECT trade_id, trade_version, account, counterparty, instrument, settle_date, currency, side,
-       quantity, cash_amount, payment_type, chain_id, asset_class, csdr_class, market,
-       ssi_custodian_bic, ssi_safekeeping_account, ssi_cash_account
-FROM settlement_obligation WHERE chain_id = ANY(%s::text[]) AND status = 'ACTIVE'
-"""
-# Each chain's latest version (the only one whose fields re-netting reads) ...
+# of parameters costs more to build and parse than to run. The latest version is found by its
+# id (``<chain>-v<version>``), one index probe per chain however long the chain.
 _HEADS = """
-SELECT DISTINCT ON (chain_id)
-       instruction_id, account, counterparty, instrument, settle_date, currency, payment_type,
-       version, kind, net_quantity, net_cash, obligation_ids, supersedes, status,
-       settled_quantity, settled_cash, chain_id, asset_class, csdr_class, market,
-       ssi_custodian_bic, ssi_safekeeping_account, ssi_cash_account
-FROM settlement_instruction WHERE chain_id = ANY(%s::text[]) ORDER BY chain_id, version DESC
+SELECT c.account, c.counterparty, c.instrument, c.settle_date, c.currency,
+       c.payment_type, c.target_quantity, c.target_cash, c.obligations, c.members_changed,
+       c.settled_quantity, c.settled_cash, c.any_settled,
+       c.asset_class, c.csdr_class, c.market, c.ssi_custodian_bic, c.ssi_safekeeping_account,
+       c.ssi_cash_account,
+       i.instruction_id, i.version, i.kind, i.net_quantity, i.net_cash, i.supersedes, i.status,
+       i.settled_quantity, i.settled_cash
+FROM settlement_chain AS c
+LEFT JOIN settlement_instruction AS i ON i.instruction_id = c.chain_id || '-v' || c.version
+WHERE c.chain_id = ANY(%s::text[])
 """
-# ... and what has settled on all its versions, folded as netting._chains folds a history: a
-# SETTLED version counts its net (equal to its settled amounts, a check constraint says so), a
-# partly settled one what settled, a CANCEL nothing. One row per chain however long it is.
-_SETTLED = """
-SELECT chain_id, sum(settled_quantity), sum(settled_cash),
-       bool_or(status = 'SETTLED' OR settled_quantity <> 0 OR settled_cash <> 0)
-FROM settlement_instruction WHERE chain_id = ANY(%s::text[]) AND kind <> 'CANCEL'
-GROUP BY chain_id
-"""
-_SIDES = {s.value: s for s in netting.Side}
 _TYPES = {t.value: t for t in netting.PaymentType}
 _KINDS = {k.value: k for k in netting.InstructionKind}
 
 
-def _load(chains: set[str]) -> _Chains:
-    loaded = _Chains()
+def _load(chain_ids: set[str]) -> list[_Chain]:
+    loaded = []
     with connection.cursor() as cursor:
-        cursor.execute(_SETTLED, [sorted(chains)])
-        folded = {row[0]: row[1:] for row in cursor.fetchall()}
-        cursor.execute(_HEADS, [sorted(chains)])
+        cursor.execute(_HEADS, [sorted(chain_ids)])
         for row in cursor.fetchall():
-            iid, acc, cpty, isin, sd, ccy, pt, version, kind, q, c, ids, sup, status = row[:14]
+            acc, cpty, isin, sd, ccy, pt, tq, tc, n, changed, sq, sc, any_ = row[:13]
             key = netting.NettingKey(acc, cpty, isin, sd, ccy, _TYPES[pt])
-            latest = netting.Instruction(
-                iid, key, version, _KINDS[kind], q, c, tuple(ids), sup or None
-            )
-            settled_q, settled_c, any_settled = folded.get(row[16], (ZERO, ZERO, False))
-            loaded.heads[key] = netting.ChainHead(latest, settled_q, settled_c, any_settled)
-            done_q, done_c = row[14:16]
-            if status == Instruction.Status.SETTLED:
-                loaded.settled.add(iid)
-            elif done_q or done_c:
-                loaded.partial[iid] = (done_q, done_c)
-            loaded.references[row[16]] = _Reference(*row[17:])
-        cursor.execute(_OBLIGATIONS, [sorted(chains)])
-        for row in cursor.fetchall():
-            trade_id, version, acc, cpty, isin, sd, ccy, side, q, c, pt = row[:11]
-            loaded.obligations.append(
-                netting.Obligation(
-                    trade_id,
-                    trade_id,
-                    version,
-                    acc,
-                    cpty,
-                    isin,
-                    sd,
-                    ccy,
-                    _SIDES[side],
-                    q,
-                    c,
-                    _TYPES[pt],
+            iid, version, kind, q, c, supersedes, status, done_q, done_c = row[19:]
+            head: netting.ChainHead | None = None
+            settled: frozenset[str] = frozenset()
+            partial: dict[str, tuple[Decimal, Decimal]] = {}
+            if iid is not None:
+                latest = netting.Instruction(
+                    iid, key, version, _KINDS[kind], q, c, (), supersedes or None
+                )
+                head = netting.ChainHead(latest, sq, sc, any_)
+                if status == Instruction.Status.SETTLED:
+                    settled = frozenset([iid])
+                elif done_q or done_c:
+                    partial = {iid: (done_q, done_c)}
+            loaded.append(
+                _Chain(
+                    key,
+                    head,
+                    netting.ChainTarget(tq, tc, changed),
+                    n,
+                    settled,
+                    partial,
+                    _Reference(*row[13:19]),
                 )
             )
-            # The trades in force are the freshest source; history only for a cancelled key.
-            loaded.references[row[11]] = _Reference(*row[12:])
     return loaded
 
 
@@ -156,25 +137,35 @@ def chains_renet(*, chain_ids: Iterable[str], now: datetime) -> list[Outbound]:
     """Re-net ``chain_ids`` against their current obligations and instruct the new versions.
 
     Guarantee: afterwards, for every chain, what settled plus the remainder of its one live
-    version equals the net of its active obligations (``netting.renet``); settled versions are
-    never edited; a superseded version is CANCELLED by compare-and-swap and its open fail is
-    closed; new versions are written INSTRUCTED (no one can see them before this transaction
-    commits, so a PENDING step would only cost a second write of every row) and are returned as
-    events with ids derived from the instruction id, so a replayed batch publishes nothing twice. A fixed number of
-    queries per batch, whatever the number of chains.
+    version equals the net of its active obligations (``netting.next_version``, from the
+    chain's head, which ``chains`` keeps by delta); settled versions are never edited; a
+    superseded version is CANCELLED by compare-and-swap and its open fail is closed; new
+    versions are written INSTRUCTED (no one can see them before this transaction commits, so a
+    PENDING step would only cost a second write of every row) and are returned as events with
+    ids derived from the instruction id, so a replayed batch publishes nothing twice. A fixed
+    number of queries per batch, whatever the number or the length of the chains.
     """
-    chains = set(chain_ids)
-    if not chains:
+    wanted = set(chain_ids)
+    if not wanted:
         return []
-    lock_chains(chains)
-    loaded = _load(chains)
-    issued = netting.renet_heads(loaded.obligations, loaded.heads, loaded.settled, loaded.partial)
+    lock_chains(wanted)
+    issued = []
+    for chain in sorted(_load(wanted), key=lambda c: c.key):
+        ins = netting.next_version(
+            chain.key, chain.head, chain.target, chain.settled, chain.partial
+        )
+        if ins is not None:
+            issued.append((ins, chain))
     if not issued:
         return []
-    rows = [_new_row(ins, loaded.references[netting.chain_id(ins.key)], now) for ins in issued]
+    rows = [_new_row(ins, chain.reference, now) for ins, chain in issued]
     _insert(rows)
-    _supersede([i for i in issued if i.supersedes], now)
-    return [instruction_event(r, now) for r in rows]
+    _supersede([ins for ins, _ in issued if ins.supersedes], now)
+    chains_instructed(((r.chain_id, r.version) for r in rows), now)
+    counts = {chain.key: chain.obligations for _, chain in issued}
+    return [
+        instruction_event(r, counts[ins.key], now) for r, (ins, _) in zip(rows, issued, strict=True)
+    ]
 
 
 def _new_row(ins: netting.Instruction, ref: _Reference, now: datetime) -> Instruction:
@@ -195,7 +186,6 @@ def _new_row(ins: netting.Instruction, ref: _Reference, now: datetime) -> Instru
         payment_type=str(ins.key.payment_type),
         net_quantity=ins.net_quantity,
         net_cash=ins.net_cash,
-        obligation_ids=list(ins.obligation_ids),
         supersedes=ins.supersedes or "",
         ssi_custodian_bic=ref.ssi_custodian_bic,
         ssi_safekeeping_account=ref.ssi_safekeeping_account,
@@ -248,7 +238,6 @@ _COLUMNS = (
     "payment_type",
     "net_quantity",
     "net_cash",
-    "obligation_ids",
     "supersedes",
     "ssi_custodian_bic",
     "ssi_safekeeping_account",
@@ -274,8 +263,9 @@ def _insert(rows: Sequence[Instruction]) -> None:
     )
 
 
-def instruction_event(row: Instruction, now: datetime) -> Outbound:
-    """The settlement.instructions event that sends ``row`` (id derived from the version)."""
+def instruction_event(row: Instruction, obligations: int, now: datetime) -> Outbound:
+    """The settlement.instructions event that sends ``row`` (id derived from the version), which
+    nets ``obligations`` obligations."""
     pure = _as_pure(row)
     payload = {
         "instruction_id": row.instruction_id,
@@ -297,7 +287,7 @@ def instruction_event(row: Instruction, now: datetime) -> Outbound:
         "cash_amount": pure.cash_amount,
         "net_quantity": row.net_quantity,
         "net_cash": row.net_cash,
-        "obligation_count": len(row.obligation_ids),
+        "obligation_count": obligations,
         "counterparty_ssi": _ssi(row),
         "instructed_at": now,
     }
@@ -327,7 +317,7 @@ def _as_pure(row: Instruction) -> netting.Instruction:
         _KINDS[row.kind],
         row.net_quantity,
         row.net_cash,
-        tuple(row.obligation_ids),
+        (),
     )
 
 

@@ -25,6 +25,7 @@ from backoffice.streaming.envelope import Message, Outbound
 from backoffice.streaming.store import Rejection
 from settlement.models import Instruction, SettlementMovement
 from settlement.reference import settlement_reference
+from settlement.services.chains import chains_settled_add
 from settlement.services.fails import Failure, fails_record
 from settlement.services.payments import SettledCash, payments_for_settlements
 from settlement.services.renet import chain_of, chains_renet, lock_chains
@@ -37,6 +38,7 @@ SETTLED_OUT_OF_RANGE = (
 )
 NO_BUSINESS_DATE = "a {status} status needs a business_date"
 NO_REASON_CODE = "a {status} status needs a reason_code"
+ZERO = Decimal(0)
 
 S = Instruction.Status
 _NEXT: dict[str, set[str]] = {
@@ -66,6 +68,8 @@ class _Effects:
     cash: list[SettledCash] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
     settled: dict[str, date] = field(default_factory=dict)
+    # Per chain, the signed amounts settled by this batch (its head's settled totals grow).
+    increments: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
 
 
@@ -94,6 +98,7 @@ def custodian_statuses_apply(
         _apply_one(message, states, effects)
     changed = [s for s in states.values() if s.changed]
     _write_states(changed, now)
+    chains_settled_add(effects.increments, now)
     SettlementMovement.objects.bulk_create(effects.movements, ignore_conflicts=True)
     accounts = settlement_reference().custodian_accounts
     payments_for_settlements(legs=effects.cash, our_accounts=accounts, now=now)
@@ -190,6 +195,8 @@ def _settle(
                 )
             )
     effects.cash.append(SettledCash(row, sequence, dc, day))
+    q, c = effects.increments.get(row.chain_id, (ZERO, ZERO))
+    effects.increments[row.chain_id] = (q + dq, c + dc)
     row.settled_quantity, row.settled_cash = quantity, cash
 
 

@@ -383,9 +383,11 @@ class Command(BaseCommand):
                 )
             )
             (unnetted, misnetted), *_ = rows(
-                "WITH cur AS (SELECT id, net_quantity, unnest(obligation_ids) AS trade_id"
-                "  FROM settlement_instruction WHERE superseded_by = '' AND status <> 'CANCELLED'"
-                "   AND kind = 'NET'),"
+                "WITH cur AS (SELECT i.id, i.net_quantity, m.trade_id"
+                "  FROM settlement_instruction i JOIN settlement_chain_member m"
+                "   ON m.chain_id = i.chain_id AND m.joined_version <= i.version"
+                "   AND (m.left_version IS NULL OR m.left_version > i.version)"
+                "  WHERE i.superseded_by = '' AND i.status <> 'CANCELLED' AND i.kind = 'NET'),"
                 " held AS (SELECT trade_id, count(*) AS n FROM cur GROUP BY trade_id),"
                 # a netting key whose obligations net to zero quantity and cash has no instruction
                 " nil AS (SELECT chain_id FROM settlement_obligation WHERE status = 'ACTIVE'"
