@@ -47,6 +47,9 @@ STAGE_INPUTS: dict[str, list[str]] = {
     "reporting": ["trades.validated", "marketdata.prices"],
 }
 
+# The null-handler pipeline's stages (``backoffice.bench_floor``), one attribute per stage name.
+NULL_STAGES_MODULE = "backoffice.bench_floor"
+
 
 class Backlog:
     """How many messages each stage has yet to apply: its inputs' end offsets less its group's
@@ -149,6 +152,7 @@ class BenchResult:
     open_loop: list[OpenLoopFigure] = field(default_factory=list)
     day: DayFigure | None = None
     sweep: list[SweepFigure] = field(default_factory=list)
+    floor: FloorFigure | None = None
 
 
 @dataclass
@@ -191,6 +195,39 @@ class SweepFigure:
     trades: int
     rate: float
     cpu_ms_per_trade: float
+
+
+@dataclass
+class FloorFigure:
+    """The null-handler pipeline at full push: the same stage consumers, topics and partitions,
+    the same runtime (decode, inbox, outbox, offsets, relay), handlers that only pass each trade
+    on. What a trade costs there is the floor under the real pipeline's cost."""
+
+    trades: int
+    rate: float  # trades / seconds from first publish to the last stage done
+    cpu_ms_per_trade: float
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per component
+    records_per_trade: float = 0.0  # produced, transaction markers included
+    writes_per_trade: dict[str, float] = field(default_factory=dict)
+
+
+def floor_figure(
+    *,
+    trades: int,
+    seconds: float,
+    cpu_seconds: dict[str, float],
+    records: int,
+    writes_before: dict[str, int],
+    writes_after: dict[str, int],
+) -> FloorFigure:
+    return FloorFigure(
+        trades=trades,
+        rate=trades / seconds if seconds > 0 else 0.0,
+        cpu_ms_per_trade=sum(cpu_seconds.values()) * 1000 / trades,
+        cpu_seconds=cpu_seconds,
+        records_per_trade=records / trades,
+        writes_per_trade=per_trade_writes(writes_before, writes_after, trades),
+    )
 
 
 def machine_description() -> str:
@@ -590,9 +627,55 @@ def summary_lines(result: BenchResult) -> list[str]:
         *extra_lines(result),
         f"ceiling kafka-python produce->consume: {result.kafka_ceiling_rate:,.0f} msg/s",
         f"ceiling PostgreSQL COPY: {result.postgres_copy_rate:,.0f} rows/s",
+        *floor_lines(result),
         f"pipeline / kafka ceiling: {result.ratio_to_ceiling:.0%}",
+        *floor_ratio_lines(result),
     ]
     return lines
+
+
+FLOOR_LABEL = "null-handler pipeline (same hops, handlers do nothing)"
+
+
+def floor_lines(result: BenchResult) -> list[str]:
+    """The null-handler floor and where its CPU goes, or nothing when it was not measured."""
+    f = result.floor
+    if f is None:
+        return []
+    by_component = sorted(f.cpu_seconds.items(), key=lambda item: -item[1])
+    return [
+        f"ceiling {FLOOR_LABEL}: {floor_text(f)}",
+        "  its CPU-ms/trade by process: "
+        + ", ".join(f"{name} {seconds * 1000 / f.trades:.3f}" for name, seconds in by_component),
+    ]
+
+
+def floor_text(f: FloorFigure) -> str:
+    return (
+        f"{f.rate:,.0f} trades/s, {f.cpu_ms_per_trade:.3f} CPU-ms/trade ({f.trades:,} trades;"
+        f" per trade {f.records_per_trade:.2f} records produced,"
+        f" {writes_text(f.writes_per_trade)})"
+    )
+
+
+def floor_ratio_lines(result: BenchResult) -> list[str]:
+    """The pipeline against the floor: its share of the floor's rate, and how many times the
+    floor's CPU per trade it spends (the rest is what the stages themselves do)."""
+    text = floor_ratio_text(result)
+    return [f"pipeline / null-handler floor: {text}"] if text else []
+
+
+def floor_ratio_text(result: BenchResult) -> str:
+    f = result.floor
+    if f is None or not (f.rate and f.cpu_ms_per_trade and result.end_to_end_rate):
+        return ""
+    if not result.cpu_seconds:
+        return f"{result.end_to_end_rate / f.rate:.0%} of its trades/s"
+    pipeline_cpu_ms = sum(result.cpu_seconds.values()) * 1000 / result.trades
+    return (
+        f"{result.end_to_end_rate / f.rate:.0%} of its trades/s,"
+        f" {pipeline_cpu_ms / f.cpu_ms_per_trade:.1f}x its CPU-ms/trade"
+    )
 
 
 def extra_lines(result: BenchResult) -> list[str]:
@@ -636,7 +719,10 @@ def sweep_text(f: SweepFigure) -> str:
 
 
 def write_line(result: BenchResult) -> str:
-    w = result.writes_per_trade
+    return writes_text(result.writes_per_trade)
+
+
+def writes_text(w: dict[str, float]) -> str:
     if not w:
         return "not measured"
     return (
@@ -661,9 +747,11 @@ class PipelineRun:
         seed: int | None = None,
         day: int = 0,
         consumers: int = 1,
+        null_handlers: bool = False,
     ):
         self.trades = trades
         self.consumers = consumers  # processes per stage, one consumer group
+        self.null_handlers = null_handlers  # run the stages' pass-through twins (the floor)
         self.day = day  # business days after today the simulated trades are dated
         self.out_dir = out_dir
         self.profile = profile  # the one stage to run under cProfile, if any
@@ -690,8 +778,8 @@ class PipelineRun:
     def start(self, names: list[str]) -> None:
         """Start the relay (once) and ``consumers`` processes for each named stage."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        wanted = [("relay", "relay_outbox")] + [
-            (name if n == 1 else f"{name}-{n}", f"consume_{name}")
+        wanted = [("relay", ["relay_outbox"])] + [
+            (name if n == 1 else f"{name}-{n}", self.stage_command(name))
             for name in names
             for n in range(1, self.consumers + 1)
         ]
@@ -699,8 +787,15 @@ class PipelineRun:
             if name in self.processes:
                 continue
             self.processes[name] = start_process(
-                [command], self.env(name), self.out_dir / f"{self.prefix}{name}.log"
+                command, self.env(name), self.out_dir / f"{self.prefix}{name}.log"
             )
+
+    def stage_command(self, stage: str) -> list[str]:
+        """The manage.py command line of a stage's consumer: the real one, or its null twin
+        on the same runtime through the generic ``consume`` command."""
+        if self.null_handlers:
+            return ["consume", "--stage", f"{NULL_STAGES_MODULE}:{stage.upper()}"]
+        return [f"consume_{stage}"]
 
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
@@ -750,7 +845,13 @@ def write_docs(path: Path, result: BenchResult) -> None:
         f"| relay peak RSS | {result.relay_peak_rss_mb:.0f} MB |",
         f"| ceiling: kafka-python produce -> consume | {result.kafka_ceiling_rate:,.0f} msg/s |",
         f"| ceiling: PostgreSQL COPY of the same rows | {result.postgres_copy_rate:,.0f} rows/s |",
+        *([f"| ceiling: {FLOOR_LABEL} | {floor_text(result.floor)} |"] if result.floor else []),
         f"| pipeline / Kafka ceiling | {result.ratio_to_ceiling:.0%} |",
+        *(
+            [f"| pipeline / null-handler floor | {floor_ratio_text(result)} |"]
+            if floor_ratio_text(result)
+            else []
+        ),
         f"| writes per trade (concurrent pass, pg_stat) | {write_line(result)} |",
         f"| records produced per trade | {result.messages_per_trade:.2f} (transaction markers included) |",
         f"| SQL statements per trade | {statements_text(result)} |",

@@ -30,6 +30,8 @@ TRADE_ID = re.compile(rb'"trade_id":\s*"([^"]+)"')
 # stage more than 2 % of a 1,000,000-trade day ahead of another.
 DAY_CHUNK = 500
 DAY_WINDOW = 20_000
+# The passes --only can pick; every one of them runs in a full bench.
+ONLY_PASSES = ["floor", "open-loop", "day", "sweep"]
 
 
 def _positive(text: str) -> float:
@@ -91,8 +93,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--only",
-            choices=["open-loop", "day", "sweep"],
-            help="run only this pass (no ceilings, no concurrent pass, docs untouched)",
+            choices=ONLY_PASSES,
+            help="run only this pass (floor: the null-handler pipeline with --trades trades);"
+            " no other ceilings, no concurrent pass, docs untouched, figures to --out as JSON",
         )
         parser.add_argument(
             "--profile-stage",
@@ -120,8 +123,12 @@ class Command(BaseCommand):
                 started_at=clock.now().isoformat(timespec="seconds"),
             )
             self._extra_passes(result, run, stages, options, only=options["only"])
-            for line in bench.extra_lines(result):
+            for line in [*bench.floor_lines(result), *bench.extra_lines(result)]:
                 self.stdout.write(line)
+            run.out_dir.mkdir(parents=True, exist_ok=True)
+            written = run.out_dir / f"bench-only-{options['only']}.json"
+            written.write_text(bench.to_json(result) + "\n")
+            self.stdout.write(f"wrote {written}")
             return
         keys, values = self._messages(run)
         result = bench.BenchResult(
@@ -183,11 +190,23 @@ class Command(BaseCommand):
         *,
         only: str | None,
     ) -> None:
-        """The open-loop passes, the whole-day pass and the scale-out sweep, each on trades of a
-        later business day than every pass before it (so no pass restates another's positions)."""
+        """The null-handler floor, the open-loop passes, the whole-day pass and the scale-out
+        sweep, each on trades of a later business day than every pass before it (so no pass
+        restates another's positions) and in its own topic prefix."""
         day = 3
         timeout = options["timeout"]
         rates: list[float] = options["open_loop_rates"]
+        if only in (None, "floor"):
+            self.stdout.write(f"floor: {run.trades} trades through the null-handler pipeline")
+            null = bench.PipelineRun(
+                trades=run.trades,
+                out_dir=run.out_dir,
+                seed=run.seed + day,
+                day=day,
+                null_handlers=True,
+            )
+            result.floor = self._floor(null, stages, timeout)
+            day += 1
         if only in (None, "open-loop"):
             for rate in rates:
                 trades = max(1, round(rate * options["open_loop_seconds"]))
@@ -299,6 +318,35 @@ class Command(BaseCommand):
             trades=run.trades,
             rate=run.trades / (done[final] - run.publish_started),
             cpu_ms_per_trade=sum(cpu.values()) * 1000 / run.trades,
+        )
+
+    def _floor(
+        self, run: bench.PipelineRun, stages: list[str], timeout: float
+    ) -> bench.FloorFigure:
+        """The null-handler pipeline at full push, measured as the concurrent pass is: from the
+        first publish to the last stage done, CPU of every process, writes and records."""
+        keys, values = self._messages(run)
+        self._use_prefix(run)
+        run.start(stages)
+        try:
+            self._wait_until_ready(run, stages)
+            meter = bench.CpuMeter(run.pids())
+            writes_before = bench.write_counts()
+            meter.start()
+            self._publish(run, keys, values)
+            done = self._wait_done(run, stages, timeout)
+            cpu, _ = meter.stop()
+        finally:
+            run.stop()
+        final = next(s for s, _, _ in reversed(bench.STAGES) if s in stages)
+        return bench.floor_figure(
+            trades=run.trades,
+            seconds=done[final] - run.publish_started,
+            cpu_seconds=cpu,
+            records=bench.produced_records(run.prefix, bench.STAGE_INPUTS["capture"][0]),
+            writes_before=writes_before,
+            # After the stop: a process flushes its last table statistics when it exits.
+            writes_after=bench.write_counts(),
         )
 
     def _completions(
