@@ -5,8 +5,10 @@ checks the database against. The run itself is ``make chaos``; that a broken bui
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +191,21 @@ def test_it_names_a_settle_date_the_phase_did_not_trade_for() -> None:
     _, check = chaos.custodian_close(phase, {date(2026, 12, 3), date(2026, 12, 7)}, [])
     assert not check.passed
     assert check.detail == "2026-12-07 not a settle date of trades dated 2026-12-02"
+
+
+MUTANTS = sorted((Path(__file__).resolve().parents[1] / "scripts/chaos/mutants").glob("*.patch"))
+
+
+@pytest.mark.parametrize("patch", MUTANTS, ids=[p.stem for p in MUTANTS])
+def test_every_chaos_mutant_still_applies_to_the_tree(patch: Path) -> None:
+    """A mutant that no longer applies makes ``make chaos-mutants`` stop before it runs: the
+    drift shows here, in ``make test``, the day the code under the patch changes."""
+    assert MUTANTS, "no mutants found"
+    done = subprocess.run(
+        ["git", "apply", "--check", str(patch)],
+        cwd=patch.parents[3],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"{patch.name}: {done.stderr.strip()} (regenerate the patch)"
