@@ -191,7 +191,10 @@ class ComplianceTrade(models.Model):
             models.Index(
                 fields=["validated_counterparty", "validated_settle_date"], name="ctrade_cp_idx"
             ),
-            models.Index(fields=["account", "instrument", "trade_time"], name="ctrade_recent_idx"),
+            # The window checks' read: one account and instrument at one price, over a time range.
+            models.Index(
+                fields=["account", "instrument", "price", "trade_time"], name="ctrade_recent_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -91,7 +91,9 @@ class Context:
     amendment is not counted twice. ``counterparty_credit_limit`` is ``None`` when no limit is on
     file; ``counterparty_exposure`` is the exposure before this trade, in the base currency.
     ``recent_trades`` holds trades of the SAME account and instrument (the caller filters on
-    both) covering at least the widest wash-trade / duplicate window either side of the trade.
+    both) covering at least the widest wash-trade / duplicate window either side of the trade;
+    the caller may leave out those at another price than the trade's, which no window check
+    matches.
     """
 
     restricted_instruments: frozenset[str] = frozenset()

@@ -499,3 +499,23 @@ def test_history_is_read_per_account_and_instrument_within_the_window_of_their_o
     ]
     found = _recent(batch, ["N1", "N2"], timedelta(minutes=5))
     assert [(account, trade.trade_id) for account, _, trade in found] == [("ACC-0001", "T1")]
+
+
+def test_history_is_read_only_at_the_prices_of_the_batch_and_numerically(feed):
+    """Both window checks match only a trade at the trade's own price, so the history read
+    leaves out the other prices; equal prices match whatever their scale."""
+    from datetime import timedelta
+
+    from compliance.selectors import _recent
+
+    feed(
+        captured("T1", price="10.00", trade_time="2026-11-25T15:00:00Z"),
+        captured("T2", price="10.01", quantity="7", trade_time="2026-11-25T15:01:00Z"),
+    )
+    batch = [captured("N1", price="10.0", side="SELL", trade_time="2026-11-25T15:02:00Z")]
+    found = _recent(batch, ["N1"], timedelta(minutes=5))
+    assert [trade.trade_id for _, _, trade in found] == ["T1"]
+
+    feed(*batch)
+    exception = ComplianceException.objects.get()
+    assert (exception.trade_id, exception.failed_rules) == ("N1", ["WASH_TRADE"])
