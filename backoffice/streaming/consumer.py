@@ -23,7 +23,13 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    reset_queries,
+)
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -175,6 +181,13 @@ class StageRunner:
         positions = self._positions()
         self._pass_markers(positions)
         self.heartbeat.beat(lag=self._lag(positions), partitions=len(self.consumer.assignment()))
+        self._between_batches()
+
+    def _between_batches(self) -> None:
+        """What Django does around a request, a batch being this process's request: forget the
+        queries DEBUG logged (up to 9,000, each with its array parameters written out: tens of MB
+        a stage held for nothing) and drop a connection that is broken or past its age."""
+        reset_queries()
         close_old_connections()
 
     def _poll(self) -> list[Any]:

@@ -238,3 +238,15 @@ def test_a_service_emission_carries_no_origin():
     )
     [encoded] = encode_events("svc", [event], NOW)
     assert "origin" not in encoded.headers
+
+
+def test_between_batches_a_stage_forgets_the_queries_debug_logged(settings):
+    """A stage runs for days: with DEBUG on, each query is logged with its arrays written out,
+    and nothing but a request boundary clears the log. A batch is the stage's boundary."""
+    settings.DEBUG = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM unnest(%s::text[])", [[f"T{n}" for n in range(500)]])
+    assert len(connection.queries) == 1
+    runner = StageRunner(Stage("probe", [INBOUND], handle_probe), consumer_id="test:debug")
+    runner._between_batches()
+    assert connection.queries == []
