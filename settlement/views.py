@@ -419,7 +419,8 @@ def _instruction_items(ins: Instruction, obligations: int, link: str) -> list[Ti
     detail = (
         f"{ins.instruction_id}: net {display_number(ins.net_quantity)} {ins.instrument}, "
         f"{display_money(ins.net_cash, ins.currency)} {ins.currency}, "
-        f"settles {ins.settle_date.isoformat()} ({obligations} obligations)"
+        f"settles {ins.settle_date.isoformat()} "
+        f"({obligations} obligation{'' if obligations == 1 else 's'})"
     )
     items = [
         TimelineItem(

@@ -254,6 +254,7 @@ def test_the_trade_timeline_shows_obligation_and_instructions_in_one_query(
         "Instruction v1 (net)",
         "Instruction v1 failed",
     ]
+    assert items[1].detail.endswith("settles 2026-11-27 (1 obligation)")
     assert settlement_items("NO-SUCH-TRADE") == []
 
 
