@@ -293,8 +293,8 @@ class ChainHead:
     the signed amounts settled on it so far (settled versions in full, partial ones in part;
     CANCEL versions carry nothing). ``any_settled`` makes the next version a CORRECTING one.
 
-    The database can fold a chain with one aggregate (``settlement.services.renet``), so a long
-    chain costs one row to re-net, not its whole history with every version's obligation ids.
+    The settlement stage keeps it by delta (``settlement.services.chains``), so a long chain
+    costs one row to re-net, not its whole history.
     """
 
     latest: Instruction
@@ -345,34 +345,6 @@ def _pending(latest: Instruction | None, settled_ids: frozenset[str]) -> Instruc
     ):
         return None
     return latest
-
-
-def _next_version(
-    key: NettingKey,
-    chain: _Chain,
-    target: _Net,
-    settled_ids: frozenset[str],
-    partials: Partials = _NO_PARTIALS,
-) -> Instruction | None:
-    """The instruction (if any) that brings the key from its chain state to ``target``."""
-    pending = _pending(chain.latest, settled_ids)
-    head = (
-        ChainHead(chain.latest, chain.settled_quantity, chain.settled_cash, chain.any_settled)
-        if chain.latest is not None
-        else None
-    )
-    return next_version(
-        key,
-        head,
-        ChainTarget(
-            target.quantity,
-            target.cash,
-            pending is not None and pending.obligation_ids != target.obligation_ids,
-            target.obligation_ids,
-        ),
-        settled_ids,
-        partials,
-    )
 
 
 @dataclass(frozen=True)
@@ -452,38 +424,20 @@ def renet(
     """
     settled = frozenset(settled_instruction_ids)
     chains = _chains(existing_instructions, settled, partially_settled)
-    heads = {
-        key: ChainHead(c.latest, c.settled_quantity, c.settled_cash, c.any_settled)
-        for key, c in chains.items()
-        if c.latest is not None
-    }
-    return renet_heads(current_obligations, heads, settled, partially_settled)
-
-
-def renet_heads(
-    current_obligations: Iterable[Obligation],
-    heads: Mapping[NettingKey, ChainHead],
-    settled_instruction_ids: Iterable[str],
-    partially_settled: Partials = _NO_PARTIALS,
-) -> list[Instruction]:
-    """``renet`` from each key's folded history instead of the history itself.
-
-    ``settled_instruction_ids`` and ``partially_settled`` need to name only the latest versions
-    (the heads' settled totals already count the rest). Guarantee: for histories folded as
-    ``renet`` folds them, the same instructions as ``renet``, sorted by key.
-    """
-    settled = frozenset(settled_instruction_ids)
     targets = _net_by_key(current_obligations)
     empty = _Net(ZERO, ZERO, ())
     issued = []
-    for key in sorted(targets.keys() | heads.keys()):
-        head = heads.get(key)
-        chain = (
-            _Chain(head.latest, head.settled_quantity, head.settled_cash, head.any_settled)
-            if head is not None
-            else _Chain()
-        )
-        ins = _next_version(key, chain, targets.get(key, empty), settled, partially_settled)
+    for key in sorted(targets.keys() | chains.keys()):
+        chain, target = chains.get(key, _Chain()), targets.get(key, empty)
+        head = None
+        if chain.latest is not None:
+            head = ChainHead(
+                chain.latest, chain.settled_quantity, chain.settled_cash, chain.any_settled
+            )
+        pending = _pending(chain.latest, settled)
+        changed = pending is not None and pending.obligation_ids != target.obligation_ids
+        step = ChainTarget(target.quantity, target.cash, changed, target.obligation_ids)
+        ins = next_version(key, head, step, settled, partially_settled)
         if ins is not None:
             issued.append(ins)
     return issued

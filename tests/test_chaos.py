@@ -200,7 +200,6 @@ MUTANTS = sorted((Path(__file__).resolve().parents[1] / "scripts/chaos/mutants")
 def test_every_chaos_mutant_still_applies_to_the_tree(patch: Path) -> None:
     """A mutant that no longer applies makes ``make chaos-mutants`` stop before it runs: the
     drift shows here, in ``make test``, the day the code under the patch changes."""
-    assert MUTANTS, "no mutants found"
     done = subprocess.run(
         ["git", "apply", "--check", str(patch)],
         cwd=patch.parents[3],

@@ -25,13 +25,20 @@ ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
-class Side:
-    """An obligation in force in a chain: its key, signed amounts and reference columns."""
+class Share:
+    """An obligation's signed amounts (account side) in the chain it is in."""
 
     chain_id: str
-    key: netting.NettingKey
-    quantity: Decimal  # signed, account side
+    quantity: Decimal
     cash: Decimal
+
+
+@dataclass(frozen=True)
+class Side(Share):
+    """An obligation being written: its amounts, its key and the reference columns a new head
+    (or a new version) copies."""
+
+    key: netting.NettingKey
     reference: tuple[str, str, str, str, str, str]  # asset, csdr, market, ssi bic/safe/cash
 
 
@@ -40,18 +47,18 @@ class Move:
     """One trade's obligation before and after a batch (None: not in force)."""
 
     trade_id: str
-    old: Side | None
+    old: Share | None
     new: Side | None
 
 
 @dataclass
 class _Delta:
-    side: Side
+    chain_id: str
+    side: Side | None = None  # set when an obligation is written into the chain now
     quantity: Decimal = ZERO
     cash: Decimal = ZERO
     count: int = 0
     members_changed: bool = False
-    fresh: bool = False  # the reference columns come from an obligation written now
 
 
 # A chain's head is created empty by the first obligation that enters it, then every change is
@@ -111,8 +118,9 @@ FROM v JOIN settlement_chain AS c USING (chain_id) WHERE v.joins
 """
 
 
-def chains_move(moves: Sequence[Move], now: datetime) -> None:
-    """Shift each moved obligation's amounts from the chain it left to the chain it is in.
+def chains_move(moves: Sequence[Move], now: datetime) -> set[str]:
+    """Shift each moved obligation's amounts from the chain it left to the chain it is in;
+    return the chains whose heads changed (those to re-net).
 
     Guarantee: afterwards every chain's target equals the signed sum of its obligations in
     force and ``obligations`` their number, provided it did before; a trade joining or leaving a
@@ -124,40 +132,36 @@ def chains_move(moves: Sequence[Move], now: datetime) -> None:
     for move in moves:
         old_chain = move.old.chain_id if move.old is not None else None
         new_chain = move.new.chain_id if move.new is not None else None
-        if move.old is not None:
-            delta = deltas.setdefault(move.old.chain_id, _Delta(move.old))
-            delta.quantity -= move.old.quantity
-            delta.cash -= move.old.cash
-            if old_chain != new_chain:
-                delta.count -= 1
+        moved = old_chain != new_chain
+        for share, sign in ((move.old, -1), (move.new, 1)):
+            if share is None:
+                continue
+            delta = deltas.setdefault(share.chain_id, _Delta(share.chain_id))
+            delta.quantity += sign * share.quantity
+            delta.cash += sign * share.cash
+            if moved:
+                delta.count += sign
                 delta.members_changed = True
-                members.append((move.old.chain_id, move.trade_id, False))
+                members.append((share.chain_id, move.trade_id, sign > 0))
         if move.new is not None:
-            delta = deltas.setdefault(move.new.chain_id, _Delta(move.new))
-            delta.side, delta.fresh = move.new, True
-            delta.quantity += move.new.quantity
-            delta.cash += move.new.cash
-            if old_chain != new_chain:
-                delta.count += 1
-                delta.members_changed = True
-                members.append((move.new.chain_id, move.trade_id, True))
-    fresh = [d for d in deltas.values() if d.fresh]
+            deltas[move.new.chain_id].side = move.new
     rows = list(deltas.values())
+    fresh = [d.side for d in rows if d.side is not None]
     with connection.cursor() as cursor:
         if fresh:
             cursor.execute(_CREATE, [now, *_key_columns(fresh)])
         if rows:
-            refs = [r.side.reference for r in rows]
+            refs = [d.side.reference if d.side is not None else ("",) * 6 for d in rows]
             cursor.execute(
                 _SHIFT,
                 [
                     now,
-                    [r.side.chain_id for r in rows],
-                    [r.quantity for r in rows],
-                    [r.cash for r in rows],
-                    [r.count for r in rows],
-                    [r.members_changed for r in rows],
-                    [r.fresh for r in rows],
+                    [d.chain_id for d in rows],
+                    [d.quantity for d in rows],
+                    [d.cash for d in rows],
+                    [d.count for d in rows],
+                    [d.members_changed for d in rows],
+                    [d.side is not None for d in rows],
                     *([ref[i] for ref in refs] for i in range(6)),
                 ],
             )
@@ -166,20 +170,20 @@ def chains_move(moves: Sequence[Move], now: datetime) -> None:
                 raise RuntimeError(f"{len(rows) - cursor.rowcount} chain head(s) missing")
         if members:
             cursor.execute(_MEMBERS, [list(column) for column in zip(*members, strict=True)])
+    return set(deltas)
 
 
-def _key_columns(deltas: Sequence[_Delta]) -> list[list[Any]]:
-    keys = [d.side.key for d in deltas]
-    refs = [d.side.reference for d in deltas]
+def _key_columns(sides: Sequence[Side]) -> list[list[Any]]:
+    keys = [s.key for s in sides]
     return [
-        [d.side.chain_id for d in deltas],
+        [s.chain_id for s in sides],
         [k.account for k in keys],
         [k.counterparty for k in keys],
         [k.instrument for k in keys],
         [k.settle_date for k in keys],
         [k.currency for k in keys],
         [str(k.payment_type) for k in keys],
-        *([r[i] for r in refs] for i in range(6)),
+        *([s.reference[i] for s in sides] for i in range(6)),
     ]
 
 

@@ -104,25 +104,20 @@ def obligations_apply(
     moves = [
         chains.Move(
             r.obligation.trade_id,
-            held[r.obligation.trade_id].side if r.obligation.trade_id in held else None,
+            held[r.obligation.trade_id].share if r.obligation.trade_id in held else None,
             None if r.cancelled else _side(r),
         )
         for r in fresh
         if r.obligation.trade_id in applied
     ]
-    chains.chains_move(moves, now)
-    changed = {h.chain_id for t, h in held.items() if t in applied}
-    changed |= {
-        netting.chain_id(r.obligation.key) for r in fresh if r.obligation.trade_id in applied
-    }
-    return changed, rejections
+    return chains.chains_move(moves, now), rejections
 
 
 @dataclass(frozen=True)
 class _Held:
     version: int
     chain_id: str
-    side: chains.Side | None  # None when the held version is a cancellation
+    share: chains.Share | None  # None when the held version is a cancellation
 
 
 def _side(row: _Row) -> chains.Side:
@@ -130,9 +125,9 @@ def _side(row: _Row) -> chains.Side:
     ssi = row.ssi or {}
     return chains.Side(
         netting.chain_id(ob.key),
-        ob.key,
         ob.signed_quantity,
         ob.signed_cash,
+        ob.key,
         (
             row.asset_class,
             row.csdr_class,
@@ -144,51 +139,23 @@ def _side(row: _Row) -> chains.Side:
     )
 
 
-_HELD_COLUMNS = (
-    "trade_id",
-    "trade_version",
-    "status",
-    "chain_id",
-    "account",
-    "counterparty",
-    "instrument",
-    "settle_date",
-    "currency",
-    "payment_type",
-    "side",
-    "quantity",
-    "cash_amount",
-    "asset_class",
-    "csdr_class",
-    "market",
-    "ssi_custodian_bic",
-    "ssi_safekeeping_account",
-    "ssi_cash_account",
-)
-
-
 def _lock_held(trade_ids: list[str]) -> dict[str, _Held]:
     if not trade_ids:
         return {}
     rows = (
         Obligation.objects.select_for_update()
         .filter(trade_id__in=trade_ids)
-        .values_list(*_HELD_COLUMNS)
+        .values_list(
+            "trade_id", "trade_version", "status", "chain_id", "side", "quantity", "cash_amount"
+        )
     )
     held = {}
-    for trade_id, version, status, chain_id, *rest in rows:
-        acc, cpty, isin, sd, ccy, pt, side, quantity, cash, a, c, m, b, s, k = rest
-        side_of = None
+    for trade_id, version, status, chain_id, side, quantity, cash in rows:
+        share = None
         if status == Obligation.Status.ACTIVE:
             sign = 1 if side == netting.Side.BUY else -1
-            side_of = chains.Side(
-                chain_id,
-                netting.NettingKey(acc, cpty, isin, sd, ccy, netting.PaymentType(pt)),
-                sign * quantity,
-                -sign * cash,
-                (a, c, m, b, s, k),
-            )
-        held[trade_id] = _Held(version, chain_id, side_of)
+            share = chains.Share(chain_id, sign * quantity, -sign * cash)
+        held[trade_id] = _Held(version, chain_id, share)
     return held
 
 

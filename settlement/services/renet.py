@@ -162,9 +162,9 @@ def chains_renet(*, chain_ids: Iterable[str], now: datetime) -> list[Outbound]:
     _insert(rows)
     _supersede([ins for ins, _ in issued if ins.supersedes], now)
     chains_instructed(((r.chain_id, r.version) for r in rows), now)
-    counts = {chain.key: chain.obligations for _, chain in issued}
     return [
-        instruction_event(r, counts[ins.key], now) for r, (ins, _) in zip(rows, issued, strict=True)
+        instruction_event(r, chain.obligations, now)
+        for r, (_, chain) in zip(rows, issued, strict=True)
     ]
 
 

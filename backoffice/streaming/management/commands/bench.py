@@ -299,24 +299,12 @@ class Command(BaseCommand):
     def _sweep_cell(
         self, run: bench.PipelineRun, stages: list[str], partitions: int, timeout: float
     ) -> bench.SweepFigure:
-        keys, values = self._messages(run)
-        self._use_prefix(run, partitions=partitions)
-        run.start(stages)
-        try:
-            self._wait_until_ready(run, stages)
-            meter = bench.CpuMeter(run.pids())
-            meter.start()
-            self._publish(run, keys, values)
-            done = self._wait_done(run, stages, timeout)
-            cpu, _ = meter.stop()
-        finally:
-            run.stop()
-        final = next(s for s, _, _ in reversed(bench.STAGES) if s in stages)
+        seconds, cpu, _ = self._full_push(run, stages, timeout, partitions=partitions)
         return bench.SweepFigure(
             consumers=run.consumers,
             partitions=partitions,
             trades=run.trades,
-            rate=run.trades / (done[final] - run.publish_started),
+            rate=run.trades / seconds,
             cpu_ms_per_trade=sum(cpu.values()) * 1000 / run.trades,
         )
 
@@ -325,8 +313,29 @@ class Command(BaseCommand):
     ) -> bench.FloorFigure:
         """The null-handler pipeline at full push, measured as the concurrent pass is: from the
         first publish to the last stage done, CPU of every process, writes and records."""
+        seconds, cpu, writes_before = self._full_push(run, stages, timeout)
+        return bench.floor_figure(
+            trades=run.trades,
+            seconds=seconds,
+            cpu_seconds=cpu,
+            records=bench.produced_records(run.prefix, bench.STAGE_INPUTS["capture"][0]),
+            writes_before=writes_before,
+            # After the stop: a process flushes its last table statistics when it exits.
+            writes_after=bench.write_counts(),
+        )
+
+    def _full_push(
+        self,
+        run: bench.PipelineRun,
+        stages: list[str],
+        timeout: float,
+        partitions: int | None = None,
+    ) -> tuple[float, dict[str, float], dict[str, int]]:
+        """Publish the run's trades at full speed, in a prefix of their own, through ``stages``:
+        the seconds from the first publish to the last stage done, the CPU seconds of every
+        process, and the table write counters once the stages were ready."""
         keys, values = self._messages(run)
-        self._use_prefix(run)
+        self._use_prefix(run, partitions=partitions)
         run.start(stages)
         try:
             self._wait_until_ready(run, stages)
@@ -339,15 +348,7 @@ class Command(BaseCommand):
         finally:
             run.stop()
         final = next(s for s, _, _ in reversed(bench.STAGES) if s in stages)
-        return bench.floor_figure(
-            trades=run.trades,
-            seconds=done[final] - run.publish_started,
-            cpu_seconds=cpu,
-            records=bench.produced_records(run.prefix, bench.STAGE_INPUTS["capture"][0]),
-            writes_before=writes_before,
-            # After the stop: a process flushes its last table statistics when it exits.
-            writes_after=bench.write_counts(),
-        )
+        return done[final] - run.publish_started, cpu, writes_before
 
     def _completions(
         self, run: bench.PipelineRun, stages: list[str]
