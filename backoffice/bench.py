@@ -200,7 +200,7 @@ class SweepFigure:
 @dataclass
 class FloorFigure:
     """The null-handler pipeline at full push: the same stage consumers, topics and partitions,
-    the same runtime (decode, inbox, outbox, offsets, relay), handlers that only pass each trade
+    the same runtime (decode, inbox, outbox, offsets, publish), handlers that only pass each trade
     on. What a trade costs there is the floor under the real pipeline's cost."""
 
     trades: int

@@ -4,7 +4,7 @@ The four stages of the bench, with the real stages' names (so their consumer gro
 partitions, run by the same runtime the real ones are: ``manage.py consume --stage
 backoffice.bench_floor:CAPTURE`` and so on. Each batch is decoded and validated, claimed against
 the group's offsets and inbox, its events written to the outbox and its offsets advanced in one
-transaction, then published by the relay. Only the handler differs: it passes each trade on to
+transaction, then published by the stage itself. Only the handler differs: it passes each trade on to
 the topic its real stage writes to, unchanged (reporting, the last stage, passes on nothing and
 writes nothing). Whatever the null pipeline costs a trade, the framework costs it; the real
 pipeline's figures less these are the stages' own work.

@@ -1,7 +1,8 @@
 """The long-lived consumer loop every ``consume_<stage>`` command runs.
 
 poll a batch -> decode and validate -> ``store.apply_batch`` (one PostgreSQL transaction) ->
-commit the same offsets to Kafka (advisory only, for standard lag tooling) -> repeat.
+publish what the batch emitted (``emitter``) -> commit the same offsets to Kafka (advisory only,
+for standard lag tooling) -> repeat.
 
 Offsets are read from PostgreSQL when partitions are assigned. Kafka's committed offsets always
 trail PostgreSQL's (they are committed after it), so even if that read fails the consumer can
@@ -35,6 +36,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from backoffice.streaming import metrics, otel, topics
+from backoffice.streaming.emitter import Emitter, forget_published, pending_for, source
 from backoffice.streaming.envelope import DecodeError, Message, Subscription, decode
 from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
@@ -98,6 +100,7 @@ class StageRunner:
         self.consumer: KafkaConsumer | None = None
         # Per assigned partition, the offset below which PostgreSQL knows everything is applied.
         self.applied: dict[TopicPartition, int] = {}
+        self.emitter = Emitter(stage.name, self.group)
         self.heartbeat = Heartbeat(
             consumer_id or f"{socket.gethostname()}:{os.getpid()}:{stage.name}",
             stage.name,
@@ -134,6 +137,7 @@ class StageRunner:
                 profiler.disable()
                 profiler.dump_stats(profile_path)
             self.consumer.close(autocommit=False)
+            self.emitter.close(timeout=10)
             self.heartbeat.stop()
             otel.shutdown()
             log.info("stopped", extra={"stage": self.stage.name})
@@ -173,15 +177,42 @@ class StageRunner:
             metrics.BATCH_LATENCY.labels(self.stage.name).observe(time.monotonic() - started)
             metrics.BATCH_SIZE.labels(self.stage.name).observe(len(records))
             failpoint("after_commit")
+            self.emitter.publish(outcome.pending)
             self._commit_to_kafka(outcome.next_offsets)
             self._count(outcome)
             for (t, p), n in outcome.next_offsets.items():
                 tp = TopicPartition(t, p)
                 self.applied[tp] = max(self.applied.get(tp, 0), n)
+        self._settle_outbox(idle=not raw)
         positions = self._positions()
         self._pass_markers(positions)
         self.heartbeat.beat(lag=self._lag(positions), partitions=len(self.consumer.assignment()))
         self._between_batches()
+
+    def _settle_outbox(self, *, idle: bool) -> None:
+        """Re-send what is pending for the assigned partitions when due (after an assignment or
+        a failed publish); when idle, delete the rows already published (a busy stage deletes
+        them in its next batch's transaction)."""
+        assert self.consumer is not None
+        try:
+            if self.emitter.resend:
+                sources = [
+                    source(self.group, tp.topic, tp.partition) for tp in self.consumer.assignment()
+                ]
+                if self.emitter.publish(pending_for(sources, published=self.emitter.published)):
+                    self.emitter.resend = False
+            if idle and self.emitter.published:
+                done = list(self.emitter.published)
+                forget_published(done)
+                self.emitter.forget(done)
+        except TRANSIENT_DB as error:
+            connection.close()
+            self.emitter.resend = True
+            log.warning(
+                "database unavailable for the outbox, retrying next step: %s",
+                str(error).strip().splitlines()[0],
+                extra={"stage": self.stage.name},
+            )
 
     def _between_batches(self) -> None:
         """What Django does around a request, a batch being this process's request: forget the
@@ -258,13 +289,17 @@ class StageRunner:
         )
 
     def _apply(self, records: Sequence[Record]) -> BatchOutcome:
-        return apply_batch(
+        published = list(self.emitter.published)
+        outcome = apply_batch(
             stage=self.stage.name,
             group=self.group,
             handler=self.stage.handler,
             records=records,
             now=clock.now(),
+            published=published,
         )
+        self.emitter.forget(published)
+        return outcome
 
     def _apply_with_retry(self, records: Sequence[Record]) -> BatchOutcome:
         """Apply a batch; transient failures retry with backoff, a failing message is isolated."""
@@ -383,6 +418,7 @@ class StageRunner:
             else:
                 self.consumer.seek(tp, offset)
             self.applied[tp] = offset or 0
+        self.emitter.resend = True  # what a crashed owner committed but never published
         self.heartbeat.beat(lag=0, partitions=len(assigned), force=True)
         log.info(
             "partitions assigned",
@@ -410,13 +446,16 @@ class StageRunner:
 
 def _merge(outcomes: list[BatchOutcome]) -> BatchOutcome:
     next_offsets: dict[tuple[str, int], int] = {}
+    pending: dict[int, bytes] = {}
     for outcome in outcomes:
         for key, value in outcome.next_offsets.items():
             next_offsets[key] = max(next_offsets.get(key, 0), value)
+        pending.update(outcome.pending)
     return BatchOutcome(
         applied=sum(o.applied for o in outcomes),
         skipped=sum(o.skipped for o in outcomes),
         dead_lettered=sum(o.dead_lettered for o in outcomes),
         emitted=sum(o.emitted for o in outcomes),
         next_offsets=next_offsets,
+        pending=sorted(pending.items()),
     )

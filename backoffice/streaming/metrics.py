@@ -28,6 +28,14 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
 )
 LAG = Gauge("stage_consumer_lag", "Messages behind the end of the assigned partitions", ["stage"])
+PUBLISHED = Counter(
+    "stage_events_published_total", "Events a stage published to Kafka itself", ["stage"]
+)
+PUBLISH_FAILED = Counter(
+    "stage_publish_failures_total",
+    "Publishes that failed and are re-sent at the next step",
+    ["stage"],
+)
 RELAY_PUBLISHED = Counter("relay_events_published_total", "Outbox events published to Kafka")
 RELAY_ERRORS = Counter(
     "relay_errors_total", "Relay attempts that failed and were retried", ["kind"]

@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
 
+from backoffice.streaming import topics
 from backoffice.streaming.envelope import Encoded, Outbound
-from backoffice.streaming.store import encode_events, insert_outbox
+from backoffice.streaming.store import encode_events
 
 
 def outbox_publish(*, events: Sequence[Outbound], now: datetime, group: str = "service") -> None:
@@ -62,3 +64,27 @@ def outbox_publish_raw(
             )
         ]
     )
+
+
+def insert_outbox(events: Sequence[Encoded]) -> None:
+    if not events:
+        return
+    raw = connection.connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        with cursor.copy(
+            "COPY streaming_outboxevent (topic, key, value, headers, event_id, created_at)"
+            " FROM STDIN"
+        ) as copy:
+            for event in events:
+                copy.write_row(
+                    (
+                        topics.topic(event.topic),
+                        event.key,
+                        event.value,
+                        orjson.dumps(event.headers).decode(),
+                        event.event_id,
+                        "now",
+                    )
+                )
+        cursor.execute("SELECT pg_notify('outbox', '')")

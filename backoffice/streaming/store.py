@@ -6,18 +6,19 @@ rebalance) already applied those; (2) drops copies it has already applied: an ev
 derived from a consumed record carries an ``origin`` (its source and a position in it) and is a
 copy when its position is at or below the group's high-water mark for that source on this
 partition (``InboxMark``), any other event with an id is a copy when the group's inbox has seen
-the id; (3) runs the stage handler; (4) writes emitted events and dead letters to the outbox;
-(5) advances the offsets. Either all of it commits or none of it does, which is the exactly-once
+the id; (3) runs the stage handler; (4) writes emitted events and dead letters to the outbox, as
+one row for the batch, which the stage publishes itself once the transaction commits; (5) advances the offsets. Either all of it commits or none of it does, which is the exactly-once
 guarantee: there is no instant at which effects exist without their offsets, or offsets without
 their effects.
 
 Why a mark is enough: an origin's source is the emitting group's input partition, and its
 position is ``(the batch's last offset on that partition, the event's index among the batch's
 events from it)``. Batches of one input partition are serialised by its offset row lock, so
-positions grow in commit order; the outbox keeps that order (ids are assigned in it) and the relay
-publishes in id order, a whole relay batch in one Kafka transaction, read ``read_committed``. A
-source's events therefore reach each partition in increasing position with no gaps, and a relay
-retry can only repeat a prefix — at or below the mark.
+positions grow in commit order; the batch's outbox row keeps that order (ids are assigned in it),
+and whoever publishes a row publishes every older row of its sources first, in one Kafka
+transaction, read ``read_committed`` (``emitter``). A source's events therefore reach each
+partition in increasing position with no gaps, and a re-send can only repeat rows already
+published — at or below the mark.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from django.db import connection, transaction
 
 from backoffice.streaming import topics
+from backoffice.streaming.emitter import Pending, queue_batch, source
 from backoffice.streaming.envelope import (
     DecodeError,
     Encoded,
@@ -97,12 +98,23 @@ class BatchOutcome:
     dead_lettered: int
     emitted: int
     next_offsets: dict[tuple[str, int], int]
+    # Outbox rows to publish now that the batch has committed, oldest first (``emitter``).
+    pending: Pending = field(default_factory=list)
 
 
 def apply_batch(
-    *, stage: str, group: str, handler: Handler, records: Sequence[Record], now: datetime
+    *,
+    stage: str,
+    group: str,
+    handler: Handler,
+    records: Sequence[Record],
+    now: datetime,
+    published: Sequence[int] = (),
 ) -> BatchOutcome:
-    """Apply ``records`` exactly once for ``group`` (see the module docstring) and commit."""
+    """Apply ``records`` exactly once for ``group`` (see the module docstring) and commit.
+
+    ``published``: outbox rows this process has published since its last batch, deleted here.
+    """
     with transaction.atomic():
         fresh, skipped = _claim(group, records)
         messages = [r.message for r in fresh if r.message is not None]
@@ -129,7 +141,8 @@ def apply_batch(
         ]
         _insert_dead_letters(stage, group, dead)
         _forget_dead_event_ids(group, [r.event_id for r, _, _ in dead if r.event_id is not None])
-        insert_outbox(encoded)
+        sources = sorted({source(group, topics.topic(r.topic), r.partition) for r in records})
+        pending = queue_batch(encoded, sources, published=published)
         next_offsets = _advance(group, records)
     return BatchOutcome(
         applied=len(messages) - len(result.rejections),
@@ -137,6 +150,7 @@ def apply_batch(
         dead_lettered=len(dead),
         emitted=len(result.events),
         next_offsets=next_offsets,
+        pending=pending,
     )
 
 
@@ -329,12 +343,12 @@ def encode_events(
             event_id = derived_event_id(group, cause, sequence[slot])
         item = encode(event, registry=schemas, event_id=event_id or uuid.uuid4(), occurred_at=now)
         if cause is not None and batch_ends and event.event_id is None:
-            source = (cause.topic, cause.partition)
-            end = batch_ends.get(source)
+            input_partition = (cause.topic, cause.partition)
+            end = batch_ends.get(input_partition)
             if end is not None:
-                seq = emitted.get(source, 0)
-                emitted[source] = seq + 1
-                origin = Origin(f"{group}|{topics.topic(cause.topic)}|{cause.partition}", end, seq)
+                seq = emitted.get(input_partition, 0)
+                emitted[input_partition] = seq + 1
+                origin = Origin(source(group, topics.topic(cause.topic), cause.partition), end, seq)
                 item.headers[ORIGIN_HEADER] = origin.header()
         encoded.append(item)
     return encoded
@@ -420,27 +434,3 @@ def _headers_json(headers: Sequence[tuple[str, bytes | None]]) -> str:
     return json.dumps(
         {k: (v.decode("utf-8", "replace") if v is not None else None) for k, v in headers}
     )
-
-
-def insert_outbox(events: Sequence[Encoded]) -> None:
-    if not events:
-        return
-    raw = connection.connection
-    assert raw is not None
-    with raw.cursor() as cursor:
-        with cursor.copy(
-            "COPY streaming_outboxevent (topic, key, value, headers, event_id, created_at)"
-            " FROM STDIN"
-        ) as copy:
-            for event in events:
-                copy.write_row(
-                    (
-                        topics.topic(event.topic),
-                        event.key,
-                        event.value,
-                        orjson.dumps(event.headers).decode(),
-                        event.event_id,
-                        "now",
-                    )
-                )
-        cursor.execute("SELECT pg_notify('outbox', '')")

@@ -21,8 +21,8 @@ from django.core.management import call_command
 from backoffice.money import quantize_money
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Outbound, Subscription, decode, encode
-from backoffice.streaming.models import OutboxEvent
 from backoffice.streaming.schemas import registry
+from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import BatchOutcome, Record, apply_batch
 from compliance.models import ComplianceRule
 from compliance.rules import DEFAULT_RULES
@@ -177,10 +177,7 @@ def feed(reference) -> Feed:
 
 def events(topic: str) -> list[dict[str, Any]]:
     """Envelopes in the outbox for a logical topic, oldest first."""
-    return [
-        json.loads(bytes(e.value))
-        for e in OutboxEvent.objects.filter(topic=topics.topic(topic)).order_by("id")
-    ]
+    return [json.loads(e.value) for e in outbox_events(topics.topic(topic))]
 
 
 def validated() -> list[dict[str, Any]]:

@@ -20,8 +20,9 @@ from django.core.management import call_command
 from backoffice.money import quantize_money
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Outbound, Subscription, decode, encode
-from backoffice.streaming.models import DeadLetter, OutboxEvent
+from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
+from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batch
 from settlement.reference import reference_clear
 from settlement.stages import handle_reconciliation, handle_settlement
@@ -212,10 +213,7 @@ def reconcile(reference) -> Feed:
 
 def events(topic: str) -> list[dict[str, Any]]:
     """Envelopes in the outbox for a logical topic, oldest first."""
-    return [
-        json.loads(bytes(e.value))
-        for e in OutboxEvent.objects.filter(topic=topics.topic(topic)).order_by("id")
-    ]
+    return [json.loads(e.value) for e in outbox_events(topics.topic(topic))]
 
 
 def sent_instructions() -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backoffice.streaming.models import DeadLetter, OutboxEvent
+from backoffice.streaming.models import DeadLetter, OutboxBatch
 from settlement import netting
 from settlement.models import (
     ChainMember,
@@ -138,7 +138,7 @@ def _clear() -> None:
         model.objects.all().delete()
     Obligation.objects.all().delete()
     DeadLetter.objects.all().delete()
-    OutboxEvent.objects.all().delete()  # event ids derive from instruction ids, which recur
+    OutboxBatch.objects.all().delete()  # event ids derive from instruction ids, which recur
 
 
 def _send_trades(settle: Any, book: _Book, steps: list[tuple[Any, ...]]) -> None:

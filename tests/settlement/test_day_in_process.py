@@ -13,8 +13,9 @@ import pytest
 from backoffice.audit.models import AuditEntry
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Subscription, decode
-from backoffice.streaming.models import DeadLetter, OutboxEvent
+from backoffice.streaming.models import DeadLetter, OutboxBatch, OutboxEvent
 from backoffice.streaming.schemas import registry
+from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Handler, Record, apply_batch
 from settlement.models import Break, CustodianInstruction, InjectedDiscrepancy, Instruction
 from settlement.policy import SimulatorRates
@@ -57,8 +58,9 @@ class Pipeline:
         self.offsets: dict[str, int] = {}
 
     def pump(self) -> None:
-        while events := list(OutboxEvent.objects.order_by("id")):
-            OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).delete()
+        while events := outbox_events():
+            OutboxBatch.objects.all().delete()
+            OutboxEvent.objects.all().delete()
             for logical, (stage, schema, handler) in self.routes.items():
                 mine = [e for e in events if e.topic == topics.topic(logical)]
                 if mine:
@@ -69,7 +71,7 @@ class Pipeline:
         for event in events:
             offset = self.offsets.get(logical, 0)
             self.offsets[logical] = offset + 1
-            key, value = bytes(event.key), bytes(event.value)
+            key, value = event.key, event.value
             headers = [(k, v.encode()) for k, v in event.headers.items()]
             message = decode(
                 subscription=Subscription(logical, schema),

@@ -24,8 +24,9 @@ from backoffice.audit.models import AuditEntry
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Outbound, encode
 from backoffice.streaming.kafka_admin import ALL_TOPICS, ensure_topics
-from backoffice.streaming.models import DeadLetter, OutboxEvent
+from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
+from backoffice.streaming.selectors import outbox_backlog
 from settlement.models import (
     Break,
     CustodianInstruction,
@@ -150,7 +151,7 @@ def trades_applied(final: dict[str, tuple[int, str]]) -> bool:
 
 def in_sync() -> bool:
     """Both sides agree: every instruction reached the custodian, every answer was applied."""
-    if OutboxEvent.objects.exists():
+    if outbox_backlog():
         return False
     ours = dict(
         Instruction.objects.exclude(status="CANCELLED")

@@ -1,19 +1,23 @@
-"""Crash tests: kill the consumer or the relay at each crash point, restart it, and compare.
+"""Crash tests: kill a consumer or the relay at each crash point, restart it, and compare.
 
 The final database must hold every effect exactly once: zero lost, zero duplicated.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import uuid
 
 import pytest
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 
 from backoffice.streaming import topics
 from backoffice.streaming.failpoints import CRASH_EXIT_CODE
+from backoffice.streaming.outbox import outbox_publish_raw
 from tests.conftest import send_json, wait_until
 from tests.streaming.helpers import downstream_stats, effect_stats, trade
 from tests.streaming.stages import CREATE_TABLES
@@ -43,10 +47,15 @@ def publish(producer, count: int = TRADES) -> None:
     producer.flush()
 
 
-@pytest.mark.parametrize("point", ["after_poll", "mid_effects", "after_commit"])
+@pytest.mark.parametrize(
+    "point",
+    ["after_poll", "mid_effects", "after_commit", "stage_mid_publish", "stage_after_publish"],
+)
 def test_a_consumer_killed_at_a_crash_point_loses_and_duplicates_nothing(
     point, processes, kafka_producer
 ):
+    """No relay runs: the stage publishes what it emits itself, and a restarted stage re-sends
+    what its predecessor committed but did not get onto Kafka."""
     publish(kafka_producer)
     crashing = processes.start(
         *PROBE, env={**SMALL_BATCHES, "FAILPOINTS": f"{point}=3"}, name="probe-crash"
@@ -54,7 +63,6 @@ def test_a_consumer_killed_at_a_crash_point_loses_and_duplicates_nothing(
     assert crashing.wait(timeout=60) == CRASH_EXIT_CODE
 
     processes.start(*PROBE, env=SMALL_BATCHES, name="probe")
-    processes.start("relay_outbox", env=SMALL_BATCHES, name="relay")
     processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
     wait_until(
         lambda: downstream_stats() == (TRADES, TRADES), timeout=90, what="every trade downstream"
@@ -62,12 +70,40 @@ def test_a_consumer_killed_at_a_crash_point_loses_and_duplicates_nothing(
     assert effect_stats() == (TRADES, TRADES)
 
 
-def test_a_relay_killed_between_publish_and_mark_sent_duplicates_nothing_downstream(
+def test_a_stage_killed_between_publish_and_delete_duplicates_nothing_downstream(
     processes, kafka_producer
 ):
     publish(kafka_producer)
+    crashing = processes.start(
+        *PROBE, env={**SMALL_BATCHES, "FAILPOINTS": "stage_after_publish=2"}, name="probe-crash"
+    )
+    assert crashing.wait(timeout=60) == CRASH_EXIT_CODE
+
     processes.start(*PROBE, env=SMALL_BATCHES, name="probe")
-    wait_until(lambda: effect_stats()[0] == TRADES, what="probe applied everything")
+    processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
+    wait_until(
+        lambda: downstream_stats() == (TRADES, TRADES),
+        timeout=90,
+        what="every trade downstream once",
+    )
+    assert effect_stats() == (TRADES, TRADES)
+    # The crashed stage published its second batch and never deleted it: the restarted one
+    # re-sent it, so those copies are on Kafka twice, and downstream applied them once.
+    assert committed_records(topics.topic("probe.out")) == TRADES + 25
+
+
+def test_a_relay_killed_between_publish_and_delete_duplicates_nothing_downstream(
+    processes, kafka_producer
+):
+    """The relay publishes what services write to the outbox (the API's trades, approvals)."""
+    with transaction.atomic():
+        for n in range(TRADES):
+            outbox_publish_raw(
+                topic="trades.executed",
+                key=f"ACC-{n % 7}",
+                value=json.dumps(trade(n, account=f"ACC-{n % 7}")).encode(),
+                event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"crash-test|{n}"),
+            )
     relay = processes.start(
         "relay_outbox",
         env={**SMALL_BATCHES, "FAILPOINTS": "relay_after_publish=2"},
@@ -76,15 +112,12 @@ def test_a_relay_killed_between_publish_and_mark_sent_duplicates_nothing_downstr
     assert relay.wait(timeout=60) == CRASH_EXIT_CODE
 
     processes.start("relay_outbox", env=SMALL_BATCHES, name="relay")
-    processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
-    wait_until(
-        lambda: downstream_stats() == (TRADES, TRADES),
-        timeout=90,
-        what="every trade downstream once",
-    )
-    # The crashed relay published two batches it never deleted: those copies reached Kafka twice.
-    end = kafka_end_offsets(topics.topic("probe.out"))
-    assert end > TRADES
+    processes.start(*PROBE, env=SMALL_BATCHES, name="probe")
+    wait_until(lambda: effect_stats()[0] == TRADES, timeout=90, what="every trade applied")
+    assert effect_stats() == (TRADES, TRADES)
+    # The crashed relay published its second batch and never deleted it: the next relay published
+    # it again, so those copies are on Kafka twice, and the probe applied them once.
+    assert committed_records(topics.topic("trades.executed")) == TRADES + 25
 
 
 def test_consumers_killed_with_sigkill_at_random_moments_lose_and_duplicate_nothing(
@@ -92,7 +125,6 @@ def test_consumers_killed_with_sigkill_at_random_moments_lose_and_duplicate_noth
 ):
     publish(kafka_producer, 1500)
     rng = random.Random(20261123)
-    processes.start("relay_outbox", env=SMALL_BATCHES, name="relay")
     processes.start(*DOWNSTREAM, env=SMALL_BATCHES, name="downstream")
     for round_ in range(4):
         victim = processes.start(*PROBE, env=SMALL_BATCHES, name=f"probe-{round_}")
@@ -109,10 +141,33 @@ def effects_reach(target: int):
     return lambda: effect_stats()[0] >= target
 
 
-def kafka_end_offsets(topic: str) -> int:
+def committed_records(topic: str) -> int:
+    """Records a ``read_committed`` reader finds in ``topic`` (transaction markers not counted)."""
+    from kafka import KafkaConsumer, TopicPartition
+
     from backoffice.streaming.kafka_admin import end_offsets
 
-    return sum(end_offsets([topic]).values())
+    ends = end_offsets([topic])
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    try:
+        partitions = [TopicPartition(t, p) for t, p in ends]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        count = 0
+
+        def read_to_the_end() -> bool:
+            nonlocal count
+            count += sum(len(batch) for batch in consumer.poll(timeout_ms=200).values())
+            return all(consumer.position(tp) >= ends[(tp.topic, tp.partition)] for tp in partitions)
+
+        wait_until(read_to_the_end, timeout=30, what=f"{topic} read to its end")
+        return count
+    finally:
+        consumer.close()
 
 
 def test_consumers_joining_and_leaving_mid_stream_apply_everything_once(processes, kafka_producer):

@@ -12,15 +12,17 @@ import pytest
 from django.db import connection
 
 from backoffice.streaming.consumer import Stage, StageRunner
+from backoffice.streaming.emitter import unpack_events
 from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import (
     ConsumerOffset,
     DeadLetter,
     InboxMark,
-    OutboxEvent,
+    OutboxBatch,
     ProcessedEvent,
 )
 from backoffice.streaming.schemas import registry
+from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Record, apply_batch
 from tests.streaming.helpers import effect_stats, trade
 from tests.streaming.stages import CREATE_TABLES, handle_probe
@@ -69,7 +71,7 @@ def test_a_batch_applied_twice_takes_effect_once():
     second = apply(batch)  # a zombie that still holds the same batch
     assert (first.applied, second.applied, second.skipped) == (10, 0, 10)
     assert effect_stats() == (10, 10)
-    assert OutboxEvent.objects.count() == 10
+    assert len(outbox_events()) == 10
 
 
 def test_an_overlapping_batch_applies_only_the_new_offsets():
@@ -107,7 +109,7 @@ def test_a_dead_letter_is_stored_once_and_published_to_the_dlq_topic():
     apply([bad])
     apply([bad])
     assert DeadLetter.objects.count() == 1
-    event = OutboxEvent.objects.get()
+    [event] = outbox_events()
     assert event.topic == "trades.executed.dlq"
     body = json.loads(bytes(event.value))
     assert body["payload"]["reason"] == "value is not JSON"
@@ -221,7 +223,7 @@ def test_events_a_batch_emits_carry_growing_positions_whatever_order_the_handler
     apply_batch(
         stage="probe", group="g", handler=backwards, records=[record(6), record(7)], now=NOW
     )
-    origins = [e.headers["origin"] for e in OutboxEvent.objects.order_by("id")]
+    origins = [e.headers["origin"] for e in outbox_events()]
     positions = [tuple(int(x) for x in o.rsplit("|", 2)[1:]) for o in origins]
     assert {o.rsplit("|", 2)[0] for o in origins} == {"g|trades.executed|0"}
     assert positions == [(5, 0), (5, 1), (5, 2), (5, 3), (5, 4), (5, 5), (7, 0), (7, 1)]
@@ -250,3 +252,49 @@ def test_between_batches_a_stage_forgets_the_queries_debug_logged(settings):
     runner = StageRunner(Stage("probe", [INBOUND], handle_probe), consumer_id="test:debug")
     runner._between_batches()
     assert connection.queries == []
+
+
+def test_a_batch_is_one_outbox_row_published_after_the_rows_its_sources_left_behind():
+    """A row left by a batch whose publish never happened (a crash, a failed publish) goes out
+    before the next batch of the same input partition, in the same publish; another partition's
+    row does not; rows this process published are deleted by its next batch."""
+    left = apply([record(0), record(1)])
+    other = apply([record(0, partition=1, n=50)])
+    [(left_id, _)] = left.pending
+    [(other_id, _)] = other.pending
+    assert OutboxBatch.objects.get(pk=left_id).event_count == 2
+
+    after = apply([record(2)])
+    assert [i for i, _ in after.pending] == [left_id, after.pending[-1][0]]
+    assert [e.headers["origin"] for _, blob in after.pending for e in unpack_events(blob)] == [
+        "g|trades.executed|0|1|0",
+        "g|trades.executed|0|1|1",
+        "g|trades.executed|0|2|0",
+    ]
+
+    published = [i for i, _ in after.pending]
+    apply_batch(
+        stage="probe",
+        group="g",
+        handler=handle_probe,
+        records=[record(3)],
+        now=NOW,
+        published=published,
+    )
+    remaining = set(OutboxBatch.objects.values_list("id", flat=True))
+    assert other_id in remaining
+    assert not remaining & set(published)
+
+
+def test_a_batch_that_emits_nothing_writes_no_outbox_row():
+    from backoffice.streaming.store import StageResult
+
+    outcome = apply_batch(
+        stage="probe",
+        group="g",
+        handler=lambda messages, ctx: StageResult(),
+        records=[record(0)],
+        now=NOW,
+    )
+    assert outcome.pending == []
+    assert not OutboxBatch.objects.exists()

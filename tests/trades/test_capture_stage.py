@@ -12,8 +12,9 @@ from kafka import KafkaConsumer
 
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Subscription, decode
-from backoffice.streaming.models import DeadLetter, OutboxEvent
+from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
+from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Record, apply_batch
 from tests.conftest import send_json, wait_until
 from trades.models import Trade, TradeRefusal, TradeVersion
@@ -78,10 +79,7 @@ def feed(db):
 
 
 def captured_events():
-    return [
-        json.loads(bytes(e.value))
-        for e in OutboxEvent.objects.filter(topic="trades.captured").order_by("id")
-    ]
+    return [json.loads(e.value) for e in outbox_events("trades.captured")]
 
 
 def refusals():
