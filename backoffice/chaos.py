@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backoffice.config import BASE_DIR
+from backoffice.streaming.failpoints import CRASH_EXIT_CODE
 
 if TYPE_CHECKING:
     from trades.calendar import MarketCalendar
 
 FAULTS = (
     "kill9",
+    "crash_at",
     "zombie",
     "broker_restart",
     "postgres_restart",
@@ -39,15 +41,45 @@ FAULTS = (
 )
 
 
+# The places a stage consumer crashes at on purpose (``backoffice/streaming/failpoints.py``): a
+# kill -9 lands wherever the process happens to be, mostly waiting on a poll; these land exactly
+# between the steps the guarantee rests on.
+CRASH_POINTS = (
+    "after_poll",
+    "mid_effects",
+    "after_commit",  # committed, not yet published
+    "stage_mid_publish",
+    "stage_after_publish",  # published, outbox row not yet deleted
+)
+
+
 @dataclass(frozen=True)
 class Fault:
     at: float  # seconds after the first trade is published
     kind: str
     target: str = ""
+    point: str = ""  # crash_at: the failpoint, and the hit to crash at (``after_commit=3``)
 
 
-def schedule(seed: int, *, window: float, processes: list[str], kills: int = 20) -> list[Fault]:
-    """The faults of a run, in time order: a pure function of the seed."""
+PUBLISH_POINTS = ("after_commit", "stage_mid_publish", "stage_after_publish")
+
+
+def schedule(
+    seed: int,
+    *,
+    window: float,
+    processes: list[str],
+    kills: int = 20,
+    crashes: int = 10,
+    emitters: list[str] | None = None,
+) -> list[Fault]:
+    """The faults of a run, in time order: a pure function of the seed.
+
+    The crashes at failpoints come from a generator of their own, so adding them left the rest
+    of every seed's schedule as it was; they fall in the first half of the window, while trades
+    flow, and the points around publishing go to ``emitters`` (the consumers that emit events;
+    all of them when None).
+    """
     rng = random.Random(seed)
     faults = [
         Fault(rng.uniform(0.05, 0.95) * window, "kill9", rng.choice(processes))
@@ -62,6 +94,18 @@ def schedule(seed: int, *, window: float, processes: list[str], kills: int = 20)
         Fault(rng.uniform(0.1, 0.9) * window, "terminate_connections"),
         Fault(rng.uniform(0.1, 0.9) * window, "rebalance_storm", rng.choice(consumers)),
     ]
+    crash_rng = random.Random(f"{seed}/crash_at")
+    publishers = [p for p in consumers if emitters is None or p in emitters] or consumers
+    for n in range(crashes):
+        point = CRASH_POINTS[n % len(CRASH_POINTS)]
+        target = crash_rng.choice(publishers if point in PUBLISH_POINTS else consumers)
+        at = crash_rng.uniform(0.05, 0.5) * window
+        faults.append(Fault(at, "crash_at", target, f"{point}={crash_rng.randint(1, 4)}"))
+    if crashes and "relay" in processes:
+        at = crash_rng.uniform(0.05, 0.5) * window
+        faults.append(
+            Fault(at, "crash_at", "relay", f"relay_after_publish={crash_rng.randint(1, 4)}")
+        )
     return sorted(faults, key=lambda f: f.at)
 
 
@@ -287,6 +331,9 @@ class Fleet:
         self.env = env
         self.log_dir = log_dir
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        # Failpoints a process is to crash at, in turn: it runs armed with the first until it
+        # has crashed there (a kill -9 in between restarts it armed again), then with the next.
+        self.armed: dict[str, list[str]] = {}
         self.restarts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.stopping = False
@@ -299,7 +346,10 @@ class Fleet:
             with self.lock:
                 for name, process in list(self.running.items()):
                     if not self.stopping and process.poll() is not None:
-                        self.restarts[f"{name} (exited {process.returncode})"] += 1
+                        if process.returncode == CRASH_EXIT_CODE and self.armed.get(name):
+                            self.restarts[f"{name} (crashed at {self.armed[name].pop(0)})"] += 1
+                        else:
+                            self.restarts[f"{name} (exited {process.returncode})"] += 1
                         self._start(name)
 
     def start(self, name: str) -> None:
@@ -313,7 +363,9 @@ class Fleet:
         self.running[name] = subprocess.Popen(
             [sys.executable, str(BASE_DIR / "manage.py"), *command],
             cwd=BASE_DIR,
-            env=self.env,
+            env={**self.env, "FAILPOINTS": self.armed[name][0]}
+            if self.armed.get(name)
+            else self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -325,6 +377,21 @@ class Fleet:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
             self.restarts[f"{name} (kill -9)"] += 1
+            self._start(name)
+
+    def crash_at(self, name: str, point: str) -> None:
+        """Have ``name`` crash at a failpoint (``FAILPOINTS=after_commit=3``): restarted armed
+        with it now, or after the crashes it is already armed for. It exits there by itself, and
+        the supervisor starts it again, unarmed or armed with the next."""
+        with self.lock:
+            queue = self.armed.setdefault(name, [])
+            queue.append(point)
+            if len(queue) > 1:
+                return
+            process = self.running.get(name)
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
             self._start(name)
 
     def zombie(self, name: str, seconds: float) -> None:

@@ -51,6 +51,42 @@ def test_schedule_is_a_function_of_the_seed_with_every_fault_kind() -> None:
     assert [f.at for f in first] == sorted(f.at for f in first)
 
 
+def test_the_schedule_crashes_consumers_at_every_failpoint_and_leaves_the_rest_as_it_was() -> None:
+    with_crashes = chaos.schedule(7, window=100.0, processes=["relay", "capture"], crashes=10)
+    without = chaos.schedule(7, window=100.0, processes=["relay", "capture"], crashes=0)
+    crashes = [f for f in with_crashes if f.kind == "crash_at"]
+    assert [f for f in with_crashes if f.kind != "crash_at"] == without
+    consumer = {f.point.split("=")[0] for f in crashes if f.target == "capture"}
+    relay = {f.point.split("=")[0] for f in crashes if f.target == "relay"}
+    assert consumer == set(chaos.CRASH_POINTS)
+    assert relay == {"relay_after_publish"}
+    assert all(int(f.point.split("=")[1]) >= 1 for f in crashes)
+    assert all(f.at <= 50.0 for f in crashes)  # while trades still flow
+
+
+def test_crashes_around_publishing_go_to_consumers_that_publish() -> None:
+    faults = chaos.schedule(
+        3,
+        window=100.0,
+        processes=["relay", "capture", "reporting"],
+        crashes=30,
+        emitters=["capture"],
+    )
+    around = {f.target for f in faults if f.point.split("=")[0] in chaos.PUBLISH_POINTS}
+    assert around == {"capture"}
+    assert "reporting" in {f.target for f in faults if f.kind == "crash_at"}
+
+
+def test_failpoints_named_in_the_schedule_exist_in_the_runtime() -> None:
+    """A crash point the runtime never reaches would be a fault that never happens."""
+    runtime = "".join(
+        (Path(__file__).parents[1] / "backoffice" / "streaming" / name).read_text()
+        for name in ("consumer.py", "store.py", "emitter.py", "relay.py")
+    )
+    for point in (*chaos.CRASH_POINTS, "relay_after_publish"):
+        assert f'failpoint("{point}")' in runtime, point
+
+
 def test_in_force_takes_the_validated_version_from_the_messages_and_drops_cancels() -> None:
     # compliance validated T1 at v1 only (v2 waits in the exception queue); T2 was cancelled;
     # T3 never passed.

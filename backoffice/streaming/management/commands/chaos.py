@@ -98,6 +98,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--kills", type=int, default=20)
         parser.add_argument(
+            "--crashes",
+            type=int,
+            default=10,
+            help="consumers restarted armed to crash at a failpoint (chaos.CRASH_POINTS in turn)",
+        )
+        parser.add_argument(
             "--consumers",
             type=int,
             default=1,
@@ -135,15 +141,29 @@ class Command(BaseCommand):
             fleet.scale(stage, options["consumers"])
         window = len(sent) / options["rate"]
         faults = chaos.schedule(
-            seed, window=window, processes=["relay", *stages], kills=options["kills"]
+            seed,
+            window=window,
+            processes=["relay", *stages],
+            kills=options["kills"],
+            crashes=options["crashes"],
+            emitters=[s for s in stages if s != "reporting"],  # the last stage emits nothing
         )
-        runner = threading.Thread(target=self._run_faults, args=(faults, fleet), daemon=True)
+        # Crashes at failpoints do not wait behind the faults that block (a zombie, a storm).
+        runners = [
+            threading.Thread(target=self._run_faults, args=(part, fleet), daemon=True)
+            for part in (
+                [f for f in faults if f.kind != "crash_at"],
+                [f for f in faults if f.kind == "crash_at"],
+            )
+        ]
         started = time.monotonic()
-        runner.start()
+        for runner in runners:
+            runner.start()
         closed: list[chaos.Check] = []
         try:
             self._publish(sent, options["rate"])
-            runner.join()
+            for runner in runners:
+                runner.join()
             last_fault = time.monotonic()
             caught_up = self._wait_for_lag_zero(last_fault)
             if custodian:
@@ -226,7 +246,9 @@ class Command(BaseCommand):
             delay = fault.at - (time.monotonic() - started)
             if delay > 0:
                 time.sleep(delay)
-            self.stdout.write(f"  t={time.monotonic() - started:6.1f}s {fault.kind} {fault.target}")
+            self.stdout.write(
+                f"  t={time.monotonic() - started:6.1f}s {fault.kind} {fault.target} {fault.point}"
+            )
             try:
                 self._inject(fault, fleet)
             except Exception as error:  # a fault that fails to inject is reported, not fatal
@@ -236,6 +258,8 @@ class Command(BaseCommand):
         scripts = BASE_DIR / "scripts"
         if fault.kind == "kill9":
             fleet.kill9(fault.target)
+        elif fault.kind == "crash_at":
+            fleet.crash_at(fault.target, fault.point)
         elif fault.kind == "zombie":
             fleet.zombie(fault.target, seconds=12)
         elif fault.kind == "broker_restart":
