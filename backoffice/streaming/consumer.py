@@ -137,6 +137,7 @@ class StageRunner:
                 profiler.disable()
                 profiler.dump_stats(profile_path)
             self.consumer.close(autocommit=False)
+            self._settle_outbox(idle=True)  # so a clean stop leaves nothing to re-send
             self.emitter.close(timeout=10)
             self.heartbeat.stop()
             otel.shutdown()

@@ -10,6 +10,7 @@ from django.db import connection
 from backoffice.streaming import topics
 from backoffice.streaming.lag import group_lag
 from backoffice.streaming.models import DeadLetter
+from backoffice.streaming.selectors import outbox_backlog
 from tests.conftest import send_json, wait_until
 from tests.streaming.helpers import downstream_stats, effect_stats, scalar, trade
 from tests.streaming.stages import CREATE_TABLES
@@ -30,12 +31,12 @@ def test_it_applies_each_message_once_and_forwards_its_event(processes, kafka_pr
     for n in range(200):
         send_json(kafka_producer, topics.topic("trades.executed"), trade(n), key="ACC-001")
     kafka_producer.flush()
-    processes.start(*PROBE, name="probe")
-    processes.start("relay_outbox", name="relay")
+    processes.start(*PROBE, name="probe")  # no relay: the stage publishes its own output
     processes.start(*DOWNSTREAM, name="downstream")
 
     wait_until(lambda: downstream_stats() == (200, 200), what="200 trades downstream")
     assert effect_stats() == (200, 200)
+    wait_until(lambda: outbox_backlog() == 0, what="published outbox rows deleted once idle")
     # every forwarded event carries its cause's trace and a unique id
     assert scalar("SELECT count(DISTINCT event_id) FROM probe_downstream") == 200
 
@@ -157,14 +158,13 @@ def test_replay_dlq_re_drives_a_rejected_message_once_after_the_fix(processes, k
 def test_a_caught_up_stage_shows_no_lag_past_the_relays_transaction_markers(
     processes, kafka_producer, topic_prefix
 ):
-    """The relay publishes in Kafka transactions: each ends with a commit marker a consumer never
+    """Stages publish in Kafka transactions: each ends with a commit marker a consumer never
     receives. A stage that has applied everything must still store the topic's end offset, or its
     lag (end offset minus stored offset) stays at one and a drain never finishes."""
     for n in range(50):
         send_json(kafka_producer, topics.topic("trades.executed"), trade(n), key=f"ACC-{n % 7}")
     kafka_producer.flush()
     processes.start(*PROBE, name="probe")
-    processes.start("relay_outbox", name="relay")
     processes.start(*DOWNSTREAM, name="downstream")
 
     wait_until(lambda: downstream_stats() == (50, 50), what="50 trades downstream")
