@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 FAULTS = (
     "kill9",
     "crash_at",
+    "park",
     "zombie",
     "broker_restart",
     "postgres_restart",
@@ -63,6 +64,11 @@ class Fault:
 
 PUBLISH_POINTS = ("after_commit", "stage_mid_publish", "stage_after_publish")
 
+# A parked consumer stops right after a poll for longer than the run's max.poll.interval.ms
+# (10 s, ``manage.py chaos``): the group gives its partitions to a peer, which applies the
+# records the parked one still holds; when it wakes it tries to apply them too.
+PARK_SECONDS = 15
+
 
 def schedule(
     seed: int,
@@ -71,6 +77,7 @@ def schedule(
     processes: list[str],
     kills: int = 20,
     crashes: int = 10,
+    parks: int = 2,
     emitters: list[str] | None = None,
 ) -> list[Fault]:
     """The faults of a run, in time order: a pure function of the seed.
@@ -106,6 +113,16 @@ def schedule(
         faults.append(
             Fault(at, "crash_at", "relay", f"relay_after_publish={crash_rng.randint(1, 4)}")
         )
+    park_rng = random.Random(f"{seed}/park")
+    faults += [
+        Fault(
+            park_rng.uniform(0.05, 0.4) * window,
+            "park",
+            park_rng.choice(consumers),
+            f"after_poll={park_rng.randint(2, 4)}/pause{PARK_SECONDS}",
+        )
+        for _ in range(parks)
+    ]
     return sorted(faults, key=lambda f: f.at)
 
 
@@ -334,6 +351,7 @@ class Fleet:
         # Failpoints a process is to crash at, in turn: it runs armed with the first until it
         # has crashed there (a kill -9 in between restarts it armed again), then with the next.
         self.armed: dict[str, list[str]] = {}
+        self.parked: dict[str, str] = {}  # a pause the process's next start is armed with
         self.restarts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.stopping = False
@@ -363,12 +381,15 @@ class Fleet:
         self.running[name] = subprocess.Popen(
             [sys.executable, str(BASE_DIR / "manage.py"), *command],
             cwd=BASE_DIR,
-            env={**self.env, "FAILPOINTS": self.armed[name][0]}
-            if self.armed.get(name)
-            else self.env,
+            env=self._env_for(name),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def _env_for(self, name: str) -> dict[str, str]:
+        points = [*self.armed.get(name, [])[:1], self.parked.pop(name, "")]
+        failpoints = ",".join(p for p in points if p)
+        return {**self.env, "FAILPOINTS": failpoints} if failpoints else self.env
 
     def kill9(self, name: str) -> None:
         with self.lock:
@@ -393,6 +414,17 @@ class Fleet:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
             self._start(name)
+
+    def park(self, name: str, point: str) -> None:
+        """Restart ``name`` armed to pause at a failpoint (``after_poll=2/pause15``), once."""
+        with self.lock:
+            process = self.running.get(name)
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            self.parked[name] = point
+            self._start(name)
+            self.restarts[f"{name} (parked at {point})"] += 1
 
     def zombie(self, name: str, seconds: float) -> None:
         """SIGSTOP past the session timeout (the group moves on), then SIGCONT."""

@@ -64,6 +64,22 @@ def test_the_schedule_crashes_consumers_at_every_failpoint_and_leaves_the_rest_a
     assert all(f.at <= 50.0 for f in crashes)  # while trades still flow
 
 
+def test_parks_stop_a_consumer_after_a_poll_past_the_runs_max_poll_interval() -> None:
+    from backoffice.streaming.failpoints import Armed, _parse
+
+    faults = chaos.schedule(5, window=100.0, processes=["relay", "capture"], parks=2)
+    parks = [f for f in faults if f.kind == "park"]
+    assert [f.target for f in parks] == ["capture", "capture"]
+    for fault in parks:
+        armed = _parse(fault.point)["after_poll"]
+        assert armed.pause == chaos.PARK_SECONDS > 10  # chaos runs max.poll.interval.ms 10 s
+        assert armed.hit >= 2
+    assert _parse("after_poll=2/pause15,mid_effects=3") == {
+        "after_poll": Armed(2, 15.0),
+        "mid_effects": Armed(3, 0.0),
+    }
+
+
 def test_crashes_around_publishing_go_to_consumers_that_publish() -> None:
     faults = chaos.schedule(
         3,

@@ -104,6 +104,12 @@ class Command(BaseCommand):
             help="consumers restarted armed to crash at a failpoint (chaos.CRASH_POINTS in turn)",
         )
         parser.add_argument(
+            "--parks",
+            type=int,
+            default=2,
+            help="consumers restarted armed to stop after a poll past max.poll.interval.ms",
+        )
+        parser.add_argument(
             "--consumers",
             type=int,
             default=1,
@@ -146,14 +152,16 @@ class Command(BaseCommand):
             processes=["relay", *stages],
             kills=options["kills"],
             crashes=options["crashes"],
+            parks=options["parks"],
             emitters=[s for s in stages if s != "reporting"],  # the last stage emits nothing
         )
-        # Crashes at failpoints do not wait behind the faults that block (a zombie, a storm).
+        # Crashes and parks at failpoints do not wait behind the faults that block (a zombie, a
+        # storm).
         runners = [
             threading.Thread(target=self._run_faults, args=(part, fleet), daemon=True)
             for part in (
-                [f for f in faults if f.kind != "crash_at"],
-                [f for f in faults if f.kind == "crash_at"],
+                [f for f in faults if f.kind not in ("crash_at", "park")],
+                [f for f in faults if f.kind in ("crash_at", "park")],
             )
         ]
         started = time.monotonic()
@@ -260,6 +268,8 @@ class Command(BaseCommand):
             fleet.kill9(fault.target)
         elif fault.kind == "crash_at":
             fleet.crash_at(fault.target, fault.point)
+        elif fault.kind == "park":
+            fleet.park(fault.target, fault.point)
         elif fault.kind == "zombie":
             fleet.zombie(fault.target, seconds=12)
         elif fault.kind == "broker_restart":
