@@ -52,6 +52,8 @@ CRASH_POINTS = (
     "stage_mid_publish",
     "stage_after_publish",  # published, outbox row not yet deleted
 )
+# The points around publishing: only a consumer that emits events has something to lose there.
+PUBLISH_POINTS = ("after_commit", "stage_mid_publish", "stage_after_publish")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,6 @@ class Fault:
     target: str = ""
     point: str = ""  # crash_at: the failpoint, and the hit to crash at (``after_commit=3``)
 
-
-PUBLISH_POINTS = ("after_commit", "stage_mid_publish", "stage_after_publish")
 
 # A parked consumer stops right after a poll for longer than the run's max.poll.interval.ms
 # (10 s, ``manage.py chaos``): the group gives its partitions to a peer, which applies the
@@ -391,12 +391,15 @@ class Fleet:
         failpoints = ",".join(p for p in points if p)
         return {**self.env, "FAILPOINTS": failpoints} if failpoints else self.env
 
+    def _kill(self, name: str) -> None:
+        process = self.running.get(name)
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
     def kill9(self, name: str) -> None:
         with self.lock:
-            process = self.running.get(name)
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
+            self._kill(name)
             self.restarts[f"{name} (kill -9)"] += 1
             self._start(name)
 
@@ -409,19 +412,13 @@ class Fleet:
             queue.append(point)
             if len(queue) > 1:
                 return
-            process = self.running.get(name)
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
+            self._kill(name)
             self._start(name)
 
     def park(self, name: str, point: str) -> None:
         """Restart ``name`` armed to pause at a failpoint (``after_poll=2/pause15``), once."""
         with self.lock:
-            process = self.running.get(name)
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
+            self._kill(name)
             self.parked[name] = point
             self._start(name)
             self.restarts[f"{name} (parked at {point})"] += 1

@@ -37,7 +37,7 @@ from kafka.structs import OffsetAndMetadata
 
 from backoffice.streaming import metrics, otel, topics
 from backoffice.streaming.emitter import Emitter, forget_published, pending_for, source
-from backoffice.streaming.envelope import DecodeError, Message, Subscription, decode
+from backoffice.streaming.envelope import DecodeError, Encoded, Message, Subscription, decode
 from backoffice.streaming.failpoints import failpoint
 from backoffice.streaming.heartbeat import Heartbeat
 from backoffice.streaming.kafka_admin import ensure_topics
@@ -137,7 +137,7 @@ class StageRunner:
                 profiler.disable()
                 profiler.dump_stats(profile_path)
             self.consumer.close(autocommit=False)
-            self._settle_outbox(idle=True)  # so a clean stop leaves nothing to re-send
+            self._forget_published()  # so a clean stop leaves nothing to re-send
             self.emitter.close(timeout=10)
             self.heartbeat.stop()
             otel.shutdown()
@@ -184,36 +184,48 @@ class StageRunner:
             for (t, p), n in outcome.next_offsets.items():
                 tp = TopicPartition(t, p)
                 self.applied[tp] = max(self.applied.get(tp, 0), n)
-        self._settle_outbox(idle=not raw)
+        self._resend_pending()
+        if not raw:
+            self._forget_published()  # a busy stage deletes them in its next batch's transaction
         positions = self._positions()
         self._pass_markers(positions)
         self.heartbeat.beat(lag=self._lag(positions), partitions=len(self.consumer.assignment()))
         self._between_batches()
 
-    def _settle_outbox(self, *, idle: bool) -> None:
-        """Re-send what is pending for the assigned partitions when due (after an assignment or
-        a failed publish); when idle, delete the rows already published (a busy stage deletes
-        them in its next batch's transaction)."""
+    def _resend_pending(self) -> None:
+        """When due (after an assignment or a failed publish), publish what is pending for the
+        assigned partitions: rows a crashed owner committed but never published."""
         assert self.consumer is not None
+        if not self.emitter.resend:
+            return
+        sources = [source(self.group, tp.topic, tp.partition) for tp in self.consumer.assignment()]
         try:
-            if self.emitter.resend:
-                sources = [
-                    source(self.group, tp.topic, tp.partition) for tp in self.consumer.assignment()
-                ]
-                if self.emitter.publish(pending_for(sources, published=self.emitter.published)):
-                    self.emitter.resend = False
-            if idle and self.emitter.published:
-                done = list(self.emitter.published)
-                forget_published(done)
-                self.emitter.forget(done)
+            pending = pending_for(sources, published=self.emitter.published)
         except TRANSIENT_DB as error:
-            connection.close()
-            self.emitter.resend = True
-            log.warning(
-                "database unavailable for the outbox, retrying next step: %s",
-                str(error).strip().splitlines()[0],
-                extra={"stage": self.stage.name},
-            )
+            self._outbox_unavailable(error)
+            return
+        if self.emitter.publish(pending):
+            self.emitter.resend = False
+
+    def _forget_published(self) -> None:
+        """Delete the outbox rows this process has published, outside a batch."""
+        done = list(self.emitter.published)
+        if not done:
+            return
+        try:
+            forget_published(done)
+        except TRANSIENT_DB as error:
+            self._outbox_unavailable(error)
+            return
+        self.emitter.forget(done)
+
+    def _outbox_unavailable(self, error: Exception) -> None:
+        connection.close()
+        log.warning(
+            "database unavailable for the outbox, retrying next step: %s",
+            str(error).strip().splitlines()[0],
+            extra={"stage": self.stage.name},
+        )
 
     def _between_batches(self) -> None:
         """What Django does around a request, a batch being this process's request: forget the
@@ -447,7 +459,7 @@ class StageRunner:
 
 def _merge(outcomes: list[BatchOutcome]) -> BatchOutcome:
     next_offsets: dict[tuple[str, int], int] = {}
-    pending: dict[int, bytes] = {}
+    pending: dict[int, list[Encoded]] = {}
     for outcome in outcomes:
         for key, value in outcome.next_offsets.items():
             next_offsets[key] = max(next_offsets.get(key, 0), value)

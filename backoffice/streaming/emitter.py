@@ -25,34 +25,41 @@ import logging
 import struct
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import psycopg
 from confluent_kafka import KafkaException, Producer
-from django.conf import settings
 from django.db import connection
 
 from backoffice.streaming import metrics, topics
 from backoffice.streaming.envelope import Encoded
 from backoffice.streaming.failpoints import failpoint
+from backoffice.streaming.relay import pg_connect, produce, transactional_producer
 
 log = logging.getLogger("backoffice.streaming")
 
-# Pending rows: ids with what they carry, oldest first.
-Pending = list[tuple[int, bytes]]
+# Pending rows: ids with their events (topics physical), oldest first.
+Pending = list[tuple[int, list[Encoded]]]
 
 # -- the row's format ------------------------------------------------------------------------
 # Per event: its id, then the lengths of topic, key (-1: none), value and headers, then those bytes.
 _HEAD = struct.Struct(">16sHiII")
 
 
-def pack_events(events: Iterable[Encoded], *, topic: Callable[[str], str] = topics.topic) -> bytes:
-    """The batch's events as one blob, topics made physical (``topic``) as they are written."""
+def physical(events: Iterable[Encoded]) -> list[Encoded]:
+    """``events`` addressed to their physical topics (``<prefix><logical>``), as they are stored
+    and published."""
+    return [replace(event, topic=topics.topic(event.topic)) for event in events]
+
+
+def pack_events(events: Iterable[Encoded]) -> bytes:
+    """Events as one blob, in order."""
     parts: list[bytes] = []
     for event in events:
-        name = topic(event.topic).encode("utf-8")
+        name = event.topic.encode("utf-8")
         headers = orjson.dumps(event.headers)
         key = event.key
         parts.append(
@@ -106,15 +113,13 @@ def queue_batch(
 ) -> Pending:
     """In the batch's transaction: forget rows this process ``published``, write ``events`` as
     one row, and return what must be published once the transaction commits — older rows still
-    pending for these sources, then this one."""
+    pending for these sources, then this one (its events as given, not read back)."""
+    forget_published(published)
+    if not events:
+        return []
+    mine = physical(events)
+    blob = pack_events(mine)
     with _cursor() as cursor:
-        if published:
-            cursor.execute(
-                "DELETE FROM streaming_outboxbatch WHERE id = ANY(%s::bigint[])", [list(published)]
-            )
-        if not events:
-            return []
-        blob = pack_events(events)
         cursor.execute(
             "INSERT INTO streaming_outboxbatch (sources, events, event_count, created_at)"
             " VALUES (%s::varchar[], %b, %s, now()) RETURNING id",
@@ -128,7 +133,7 @@ def queue_batch(
             " ORDER BY id",
             [list(sources), row[0]],
         ).fetchall()
-    return [(i, bytes(b)) for i, b in older] + [(row[0], blob)]
+    return [(i, unpack_events(b)) for i, b in older] + [(row[0], mine)]
 
 
 def pending_for(sources: Sequence[str], *, published: Sequence[int] = ()) -> Pending:
@@ -141,11 +146,12 @@ def pending_for(sources: Sequence[str], *, published: Sequence[int] = ()) -> Pen
             " WHERE sources && %s::varchar[] AND NOT id = ANY(%s::bigint[]) ORDER BY id",
             [list(sources), list(published)],
         ).fetchall()
-    return [(i, bytes(b)) for i, b in rows]
+    return [(i, unpack_events(b)) for i, b in rows]
 
 
 def forget_published(published: Sequence[int]) -> None:
-    """Outside a batch (the stage is idle): delete rows this process published."""
+    """Delete rows this process published: in its next batch's transaction, or on its own when
+    the stage is idle or stopping."""
     if published:
         with _cursor() as cursor:
             cursor.execute(
@@ -154,7 +160,6 @@ def forget_published(published: Sequence[int]) -> None:
 
 
 # -- the producer ------------------------------------------------------------------------------
-INIT_TIMEOUT_SECONDS = 30
 COMMIT_TIMEOUT_SECONDS = 60
 
 
@@ -184,10 +189,10 @@ class Emitter:
             producer = self._producer()
             producer.begin_transaction()
             count = 0
-            for _, blob in rows:
-                for event in unpack_events(blob):
-                    self._produce(producer, event)
-                    count += 1
+            for _, events in rows:
+                for event in events:
+                    produce(producer, event.topic, event.key, event.value, event.headers)
+                count += len(events)
             failpoint("stage_mid_publish")
             producer.commit_transaction(COMMIT_TIMEOUT_SECONDS)
         except (KafkaException, psycopg.Error) as error:
@@ -205,37 +210,15 @@ class Emitter:
         gone = set(deleted)
         self.published = [i for i in self.published if i not in gone]
 
-    def _produce(self, producer: Producer, event: Encoded) -> None:
-        headers = [(k, str(v).encode()) for k, v in event.headers.items()]
-        while True:
-            try:
-                producer.produce(event.topic, key=event.key, value=event.value, headers=headers)
-                return
-            except BufferError:  # the local queue is full: let it drain, then try again
-                producer.poll(0.1)
-
     def _producer(self) -> Producer:
         if self.producer is None:
-            slot = self._claim_slot()
-            producer = Producer(
-                {
-                    "bootstrap.servers": ",".join(settings.KAFKA_BOOTSTRAP_SERVERS),
-                    "client.id": f"backoffice-{self.group}",
-                    "transactional.id": f"{self.group}#{slot}",
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 1,
-                    "delivery.timeout.ms": COMMIT_TIMEOUT_SECONDS * 1000,
-                    "transaction.timeout.ms": COMMIT_TIMEOUT_SECONDS * 1000,
-                }
+            self.producer = transactional_producer(
+                transactional_id=f"{self.group}#{self._claim_slot()}",
+                client_id=f"backoffice-{self.group}",
             )
-            producer.init_transactions(INIT_TIMEOUT_SECONDS)
-            self.producer = producer
         return self.producer
 
     def _claim_slot(self) -> int:
-        from backoffice.streaming.relay import pg_connect
-
         if self.slot_connection is not None and self.slot_connection.closed:
             self.slot_connection = None
         if self.slot_connection is None:

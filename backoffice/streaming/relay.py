@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
@@ -53,14 +54,16 @@ def transactional_id() -> str:
     return f"{topics.prefix()}backoffice-relay@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def make_producer() -> Producer:
-    """The relay's transactional producer (confluent-kafka: librdkafka builds and sends the
-    records in C, about 5 µs of CPU a record against 34 µs for kafka-python's producer)."""
+def transactional_producer(*, transactional_id: str, client_id: str) -> Producer:
+    """A transactional producer, the relay's and each stage's (confluent-kafka: librdkafka
+    builds and sends the records in C, about 5 µs of CPU a record against 34 µs for
+    kafka-python's producer). Its ``init_transactions`` aborts what a previous producer with this
+    id left open and fences it."""
     producer = Producer(
         {
             "bootstrap.servers": ",".join(settings.KAFKA_BOOTSTRAP_SERVERS),
-            "client.id": "backoffice-relay",
-            "transactional.id": transactional_id(),
+            "client.id": client_id,
+            "transactional.id": transactional_id,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -68,9 +71,21 @@ def make_producer() -> Producer:
             "transaction.timeout.ms": 60_000,
         }
     )
-    # Aborts what a previous relay with this id left open and fences it.
     producer.init_transactions(INIT_TIMEOUT_SECONDS)
     return producer
+
+
+def produce(
+    producer: Producer, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, Any]
+) -> None:
+    """Queue one record, waiting for the local queue to drain when it is full."""
+    encoded = [(k, str(v).encode()) for k, v in headers.items()]
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value, headers=encoded)
+            return
+        except BufferError:
+            producer.poll(0.1)
 
 
 class Relay:
@@ -130,7 +145,10 @@ class Relay:
             if self.stopping:
                 return  # never fence the active relay on the way out
             if self.producer is None:
-                self.producer = make_producer()  # only once elected: it fences the previous one
+                # Only once elected: it fences the previous relay.
+                self.producer = transactional_producer(
+                    transactional_id=transactional_id(), client_id="backoffice-relay"
+                )
             log.info("relay active")
             while not self.stopping:
                 if self.publish_batch(conn) == 0:
@@ -152,7 +170,13 @@ class Relay:
                 return 0
             self.producer.begin_transaction()
             for _, topic, key, value, headers in rows:
-                self._produce(topic, key, value, headers)
+                produce(
+                    self.producer,
+                    topic,
+                    bytes(key) if key is not None else None,
+                    bytes(value),
+                    _headers(headers),
+                )
             # Flushes; raises if any record failed, and then none of the batch is visible.
             self.producer.commit_transaction(COMMIT_TIMEOUT_SECONDS)
             failpoint("relay_after_publish")
@@ -161,20 +185,6 @@ class Relay:
             )
         metrics.RELAY_PUBLISHED.inc(len(rows))
         return len(rows)
-
-    def _produce(self, topic: str, key: Any, value: Any, headers: Any) -> None:
-        assert self.producer is not None
-        record = {
-            "key": bytes(key) if key is not None else None,
-            "value": bytes(value),
-            "headers": [(k, str(v).encode()) for k, v in _headers(headers).items()],
-        }
-        while True:
-            try:
-                self.producer.produce(topic, **record)
-                return
-            except BufferError:  # the local queue is full: let it drain, then try again
-                self.producer.poll(0.1)
 
 
 def _headers(value: Any) -> dict[str, Any]:

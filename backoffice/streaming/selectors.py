@@ -8,9 +8,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.db.models import Count, Sum
 
-from backoffice.streaming.emitter import unpack_events
-from backoffice.streaming.envelope import Encoded
-from backoffice.streaming.models import ConsumerHeartbeat, DeadLetter, OutboxBatch, OutboxEvent
+from backoffice.streaming.models import ConsumerHeartbeat, DeadLetter
 from core import clock
 
 STALE_AFTER = timedelta(seconds=15)
@@ -64,23 +62,6 @@ def outbox_backlog() -> int:
         )
         row = cursor.fetchone()
     return int(row[0]) if row else 0
-
-
-def outbox_events(topic: str | None = None) -> list[Encoded]:
-    """The events not yet on Kafka (``topic``: only that physical topic): the stage batches'
-    in their order, then the services' in theirs."""
-    events = [e for row in OutboxBatch.objects.order_by("id") for e in unpack_events(row.events)]
-    events += [
-        Encoded(
-            e.topic,
-            bytes(e.key) if e.key is not None else None,
-            bytes(e.value),
-            e.headers,
-            e.event_id,
-        )
-        for e in OutboxEvent.objects.order_by("id")
-    ]
-    return [e for e in events if topic is None or e.topic == topic]
 
 
 def total_processed() -> int:

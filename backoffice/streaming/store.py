@@ -7,7 +7,8 @@ derived from a consumed record carries an ``origin`` (its source and a position 
 copy when its position is at or below the group's high-water mark for that source on this
 partition (``InboxMark``), any other event with an id is a copy when the group's inbox has seen
 the id; (3) runs the stage handler; (4) writes emitted events and dead letters to the outbox, as
-one row for the batch, which the stage publishes itself once the transaction commits; (5) advances the offsets. Either all of it commits or none of it does, which is the exactly-once
+one row for the batch, which the stage publishes itself once the transaction commits; (5)
+advances the offsets. Either all of it commits or none of it does, which is the exactly-once
 guarantee: there is no instant at which effects exist without their offsets, or offsets without
 their effects.
 

@@ -22,11 +22,11 @@ from backoffice.money import quantize_money
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Outbound, Subscription, decode, encode
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import BatchOutcome, Record, apply_batch
 from compliance.models import ComplianceRule
 from compliance.rules import DEFAULT_RULES
 from compliance.stage import handle
+from tests.streaming.helpers import outbox_events
 from trades.management.commands.create_demo_users import GROUPS
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)

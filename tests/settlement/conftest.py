@@ -22,10 +22,10 @@ from backoffice.streaming import topics
 from backoffice.streaming.envelope import Outbound, Subscription, decode, encode
 from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import BatchOutcome, Handler, Record, apply_batch
 from settlement.reference import reference_clear
 from settlement.stages import handle_reconciliation, handle_settlement
+from tests.streaming.helpers import outbox_events
 from trades.management.commands.create_demo_users import GROUPS
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)

@@ -15,7 +15,6 @@ from backoffice.streaming import topics
 from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import DeadLetter, OutboxBatch, OutboxEvent
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Handler, Record, apply_batch
 from settlement.models import Break, CustodianInstruction, InjectedDiscrepancy, Instruction
 from settlement.policy import SimulatorRates
@@ -23,6 +22,7 @@ from settlement.services import custodian_day_close, custodian_statements_publis
 from settlement.stages import custodian_simulator, handle_reconciliation, handle_settlement
 from tests.settlement.conftest import NOW
 from tests.settlement.test_simulated_day import day_of_trades
+from tests.streaming.helpers import outbox_events
 
 pytestmark = pytest.mark.django_db
 

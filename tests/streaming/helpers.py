@@ -1,10 +1,14 @@
-"""Trades for runtime tests and counting what the probe stages wrote."""
+"""Trades for runtime tests, counting what the probe stages wrote, and reading the outbox."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import connection
+
+from backoffice.streaming.emitter import unpack_events
+from backoffice.streaming.envelope import Encoded
+from backoffice.streaming.models import OutboxBatch, OutboxEvent
 
 
 def trade(n: int, *, account: str = "ACC-001", version: int = 1) -> dict[str, Any]:
@@ -44,3 +48,20 @@ def downstream_stats() -> tuple[int, int]:
     return scalar("SELECT count(*) FROM probe_downstream"), scalar(
         "SELECT count(DISTINCT trade_id) FROM probe_downstream"
     )
+
+
+def outbox_events(topic: str | None = None) -> list[Encoded]:
+    """The events not yet on Kafka (``topic``: only that physical topic): the stage batches'
+    in their order, then the services' in theirs."""
+    events = [e for row in OutboxBatch.objects.order_by("id") for e in unpack_events(row.events)]
+    events += [
+        Encoded(
+            e.topic,
+            bytes(e.key) if e.key is not None else None,
+            bytes(e.value),
+            e.headers,
+            e.event_id,
+        )
+        for e in OutboxEvent.objects.order_by("id")
+    ]
+    return [e for e in events if topic is None or e.topic == topic]

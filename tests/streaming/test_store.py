@@ -12,7 +12,6 @@ import pytest
 from django.db import connection
 
 from backoffice.streaming.consumer import Stage, StageRunner
-from backoffice.streaming.emitter import unpack_events
 from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import (
     ConsumerOffset,
@@ -22,9 +21,8 @@ from backoffice.streaming.models import (
     ProcessedEvent,
 )
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Record, apply_batch
-from tests.streaming.helpers import effect_stats, trade
+from tests.streaming.helpers import effect_stats, outbox_events, trade
 from tests.streaming.stages import CREATE_TABLES, handle_probe
 
 pytestmark = pytest.mark.django_db
@@ -266,7 +264,7 @@ def test_a_batch_is_one_outbox_row_published_after_the_rows_its_sources_left_beh
 
     after = apply([record(2)])
     assert [i for i, _ in after.pending] == [left_id, after.pending[-1][0]]
-    assert [e.headers["origin"] for _, blob in after.pending for e in unpack_events(blob)] == [
+    assert [e.headers["origin"] for _, events in after.pending for e in events] == [
         "g|trades.executed|0|1|0",
         "g|trades.executed|0|1|1",
         "g|trades.executed|0|2|0",

@@ -14,9 +14,9 @@ from backoffice.streaming import topics
 from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Record, apply_batch
 from tests.conftest import send_json, wait_until
+from tests.streaming.helpers import outbox_events
 from trades.models import Trade, TradeRefusal, TradeVersion
 from trades.stage import handle_capture
 

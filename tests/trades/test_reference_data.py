@@ -18,9 +18,9 @@ from django.db import IntegrityError, transaction
 from backoffice.streaming.envelope import Subscription, decode
 from backoffice.streaming.models import DeadLetter
 from backoffice.streaming.schemas import registry
-from backoffice.streaming.selectors import outbox_events
 from backoffice.streaming.store import Record, apply_batch
 from settlement.fails import InstrumentClass
+from tests.streaming.helpers import outbox_events
 from trades.calendar import (
     CALENDAR_NOT_COVERED,
     CALENDAR_NOT_LOADED,
