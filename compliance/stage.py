@@ -85,9 +85,10 @@ def handle(messages: Sequence[Message], ctx: StageContext) -> StageResult:
 
 def write_effects(writes: BatchWrites, now: datetime) -> None:
     """Write one batch's effects with a fixed number of bulk statements."""
-    # One row per judged version, not one per rule row (nine with the default rules).
-    # Versions only move forward, so a version is never judged twice; the unique constraint is
-    # the net, and DO NOTHING keeps a replay from failing on it.
+    # One row per judged version, not one per rule row (nine with the default rules), COPYed
+    # straight in: versions only move forward and the batch's trade rows are locked, so a version
+    # is never judged twice. Should two consumers ever race on one, the unique constraint fails
+    # the later batch, which is applied again message by message and finds the version held.
     copy_insert(
         VersionVerdict._meta.db_table,
         VERDICT_COLUMNS,
@@ -102,7 +103,6 @@ def write_effects(writes: BatchWrites, now: datetime) -> None:
             )
             for v in writes.verdicts
         ),
-        on_conflict="DO NOTHING",
     )
     _upsert_trades(writes.trades.values(), now)
     audit = _close_existing(writes.closed, now)

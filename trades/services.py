@@ -35,8 +35,11 @@ def trade_versions_record(
 ) -> None:
     """Insert captured versions and refusals and move trade heads forward, in bulk.
 
-    Versions are immutable (unique per trade and version; a copy is ignored); a head moves only
-    to a higher version, so two writers racing on one trade cannot move it backwards.
+    Versions are immutable and COPYed straight in: the stage applies a version only above the
+    head it read, so a second copy of one is a race between two writers, and its unique
+    constraint fails the later batch (applied again message by message, it finds the version
+    held and refuses it). A head moves only to a higher version, so two writers racing on one
+    trade cannot move it backwards.
     """
     if applied:
         _insert_versions(applied, now)
@@ -116,7 +119,6 @@ def _insert_versions(applied: Sequence[Applied], now: datetime) -> None:
         TradeVersion._meta.db_table,
         _VERSION_COLUMNS,
         (_version_values(a, now) for a in applied),
-        on_conflict="(trade_id, version) DO NOTHING",
     )
 
 

@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from psycopg.errors import UniqueViolation
 
 from backoffice.audit.models import AuditEntry
 from backoffice.streaming import topics
@@ -360,12 +361,14 @@ def test_each_judged_version_gets_one_verdict_row_and_a_redelivery_adds_none(fee
     assert stored() == judged
 
 
-def test_writing_the_same_verdicts_twice_keeps_one_row_per_version(reference):
+def test_a_second_copy_of_a_verdict_is_refused_and_one_row_per_version_stays(reference):
     results = (RuleResult(7, "RESTRICTED_LIST", False, "on the list"),)
     writes = BatchWrites(verdicts=[Verdict("T1", 1, results), Verdict("T1", 2, ())])
+    write_effects(writes, NOW)
 
-    write_effects(writes, NOW)
-    write_effects(writes, NOW)
+    # Verdicts are COPYed with no conflict clause: a copy fails its batch rather than vanish.
+    with pytest.raises(UniqueViolation, match="uniq_version_verdict"), transaction.atomic():
+        write_effects(BatchWrites(verdicts=[Verdict("T1", 2, results)]), NOW)
 
     rows = VersionVerdict.objects.order_by("trade_version")
     assert [(v.trade_version, v.passed, v.failed_rules) for v in rows] == [

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from kafka import KafkaConsumer
+from psycopg.errors import UniqueViolation
 
 from backoffice.streaming import topics
 from backoffice.streaming.envelope import Subscription, decode
@@ -127,6 +128,19 @@ def test_the_same_version_delivered_again_is_refused_as_a_duplicate(feed):
         ("T1", 1, "DUPLICATE", "version 1 was already captured with identical content"),
         ("T1", 1, "DUPLICATE", "version 1 was already captured with identical content"),
     ]
+    assert len(captured_events()) == 1
+
+
+def test_a_writer_that_missed_a_version_committed_under_it_fails_its_batch(feed, monkeypatch):
+    feed(trade())
+    # A second capture consumer that read the heads before the first one committed this version
+    # (only possible when an amendment moved the trade to another partition): versions are
+    # COPYed with no conflict clause, so its batch fails instead of emitting a second version 1.
+    monkeypatch.setattr("trades.stage.selectors.trade_heads", lambda ids: {})
+    monkeypatch.setattr("trades.stage.selectors.version_hashes", lambda ids: {})
+    with pytest.raises(UniqueViolation, match="trade_id, version"):
+        feed(trade(quantity="150"))
+    assert list(TradeVersion.objects.values_list("version", "quantity")) == [(1, 100)]
     assert len(captured_events()) == 1
 
 
