@@ -96,11 +96,6 @@ DATABASES = {
             # `trade_id = ANY(<a thousand ids>)` was planned as a (parallel) scan of the whole
             # table, its cost growing with the day; 1.1 makes it the index probes it should be.
             "options": "-c random_page_cost=1.1",
-            # Parameters travel apart from the statement, so a batch's thousand-element arrays
-            # are not spliced into its text on the client (a fifth of the settlement stage's
-            # CPU), and a statement run often is prepared once per connection (psycopg's
-            # prepare_threshold) instead of parsed and planned on every batch.
-            "server_side_binding": True,
         },
     }
 }
